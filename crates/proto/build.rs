@@ -1,0 +1,22 @@
+//! Generates Rust types for every contract under `proto/`. Uses the protoc that
+//! ships inside the `protoc-bin-vendored` crate so a fresh machine needs no
+//! system protoc.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: build scripts are single-threaded; nothing else reads the env.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files: Vec<PathBuf> = ["catalog", "seating", "payments", "analytics", "events"]
+        .iter()
+        .map(|domain| root.join(format!("bookmyseat/{domain}/v1/{domain}.proto")))
+        .collect();
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    tonic_prost_build::configure().compile_protos(&files, &[root])?;
+    Ok(())
+}

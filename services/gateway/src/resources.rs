@@ -1,0 +1,203 @@
+//! The JSON resources of the public API (`/api/v1`), and what the pages are
+//! built from.
+//!
+//! These are our own types, not prost's: the wire format of the API is a
+//! promise to browsers and scripts, and must not change when a protobuf
+//! field is renamed. Ids are strings, instants RFC 3339 (UTC, plus the
+//! cinema's local time where people read it), money `{amount_minor,
+//! currency}`, and absent values `null` rather than empty strings.
+//! [`crate::catalog_client`] fills them; `utoipa` describes them.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::money::Money;
+
+/// A genre films are filed under.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Genre {
+    #[schema(example = "sci-fi")]
+    pub slug: String,
+    #[schema(example = "Sci-Fi")]
+    pub name: String,
+}
+
+/// The language a film is shown in.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Language {
+    /// ISO 639-1.
+    #[schema(example = "hi")]
+    pub code: String,
+    #[schema(example = "Hindi")]
+    pub name: String,
+}
+
+/// A film in the programme.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Film {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(example = "the-last-projectionist")]
+    pub slug: String,
+    pub title: String,
+    pub synopsis: String,
+    pub genres: Vec<Genre>,
+    pub language: Option<Language>,
+    #[schema(example = 148)]
+    pub duration_minutes: u32,
+    /// Rating certificate: "U", "UA", "A", "PG-13", ...
+    #[schema(example = "UA")]
+    pub certificate: String,
+    /// The poster image; a generated one from this gateway when the film
+    /// has none.
+    #[schema(format = "uri")]
+    pub poster_url: String,
+    /// The trailer's YouTube page, when the film has a trailer.
+    #[schema(format = "uri")]
+    pub trailer_url: Option<String>,
+    /// The trailer's YouTube video id, for embedding.
+    #[schema(example = "dQw4w9WgXcQ")]
+    pub trailer_youtube_id: Option<String>,
+}
+
+/// One page of films matching a filter.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FilmPage {
+    pub films: Vec<Film>,
+    /// Pass as `page_token` for the next page; `null` on the last page.
+    pub next_page_token: Option<String>,
+    /// Films matching the filter, over all pages.
+    pub total_count: u32,
+}
+
+/// A genre that has films, and how many.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GenreFacet {
+    pub slug: String,
+    pub name: String,
+    pub film_count: u32,
+}
+
+/// A language that has films, and how many.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LanguageFacet {
+    pub code: String,
+    pub name: String,
+    pub film_count: u32,
+}
+
+/// The values the film list can be filtered by.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Facets {
+    pub genres: Vec<GenreFacet>,
+    pub languages: Vec<LanguageFacet>,
+}
+
+/// A cinema.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Cinema {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub address: String,
+    /// IANA time zone its showtimes are given in.
+    #[schema(example = "Asia/Kolkata")]
+    pub time_zone: String,
+}
+
+/// One showtime in a film's listing.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ShowtimeSlot {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub starts_at: DateTime<Utc>,
+    /// The same instant on the cinema's clock.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T18:30:00+05:30")]
+    pub starts_at_local: DateTime<FixedOffset>,
+    pub screen_name: String,
+    /// The cheapest seat category's price.
+    pub from_price: Money,
+}
+
+/// A cinema's showtimes of a film on one day.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CinemaShowtimes {
+    pub cinema: Cinema,
+    pub showtimes: Vec<ShowtimeSlot>,
+}
+
+/// One day of a film's showtimes, by cinema.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ShowtimeDay {
+    /// The day in the cinemas' local time.
+    #[schema(value_type = String, format = Date, example = "2026-11-22")]
+    pub date: NaiveDate,
+    pub cinemas: Vec<CinemaShowtimes>,
+}
+
+/// A film and its upcoming showtimes, by day and cinema.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FilmShowtimes {
+    pub film: Film,
+    pub days: Vec<ShowtimeDay>,
+}
+
+/// One row of seats, front to back.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatRow {
+    /// "A" is the front row.
+    #[schema(example = "A")]
+    pub label: String,
+    /// Seats are numbered 1..=seats ("A1".."A12").
+    #[schema(example = 12)]
+    pub seats: u32,
+    /// Seat category; prices are per category.
+    #[schema(example = "standard")]
+    pub category: String,
+}
+
+/// How a screen's seats are laid out.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatLayout {
+    pub rows: Vec<SeatRow>,
+    /// Seat numbers after which an aisle runs through every row.
+    pub aisles_after: Vec<u32>,
+}
+
+/// A screen (hall) of a cinema.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Screen {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub name: String,
+    pub capacity: u32,
+    pub layout: SeatLayout,
+}
+
+/// The price of one seat category at a showtime.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CategoryPrice {
+    pub category: String,
+    pub price: Money,
+}
+
+/// A showtime with everything needed to show it: film, cinema, screen layout
+/// and prices.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ShowtimeDetail {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub starts_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T18:30:00+05:30")]
+    pub starts_at_local: DateTime<FixedOffset>,
+    pub ends_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T21:10:00+05:30")]
+    pub ends_at_local: DateTime<FixedOffset>,
+    pub film: Film,
+    pub cinema: Cinema,
+    pub screen: Screen,
+    /// One price per seat category in the layout, cheapest first.
+    pub prices: Vec<CategoryPrice>,
+}
