@@ -114,3 +114,17 @@ async fn run_roles(
     }
     first_error.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every role's flags and variables fit together in `all` (clap checks
+    /// names, groups and defaults only when a command is built).
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

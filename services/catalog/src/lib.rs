@@ -25,6 +25,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where the catalog role listens and keeps its data.
 #[derive(clap::Args, Clone, Debug)]
+#[group(id = "catalog_config")]
 pub struct Config {
     /// Address of catalog's gRPC server.
     #[arg(long, env = "CATALOG_GRPC_ADDR", default_value = "127.0.0.1:50051")]

@@ -57,6 +57,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' ht
 
 /// The gateway role's configuration.
 #[derive(clap::Args, Clone, Debug)]
+#[group(id = "gateway_config")]
 pub struct Config {
     /// Address the gateway's HTTP server listens on.
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]

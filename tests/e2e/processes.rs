@@ -1,0 +1,97 @@
+//! Running `bookmyseat` roles as child processes for end-to-end tests.
+//!
+//! Each child is killed when its handle drops (a failing test leaves no
+//! stray servers), and [`Role::terminate`] sends SIGTERM to check the
+//! graceful shutdown path operators rely on.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_bookmyseat");
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs a one-shot subcommand (`migrate`, `seed`) and asserts it succeeded.
+pub async fn run_to_completion(args: &[&str], env: &[(&str, &str)]) {
+    let output = tokio::time::timeout(Duration::from_secs(60), command(args, env).output())
+        .await
+        .unwrap_or_else(|_| panic!("bookmyseat {args:?} did not finish within 60 s"))
+        .expect("starting bookmyseat");
+    assert!(
+        output.status.success(),
+        "bookmyseat {args:?} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A long-running role (`catalog`, `gateway`, …) in its own process.
+pub struct Role {
+    name: String,
+    child: Child,
+}
+
+impl Role {
+    pub fn start(role: &str, env: &[(&str, &str)]) -> Role {
+        let child = command(&[role], env)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting bookmyseat {role}: {e}"));
+        Role {
+            name: role.to_owned(),
+            child,
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().expect("the role is still running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "could not signal {}", self.name);
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not stop within 15 s of SIGTERM", self.name))
+            .expect("waiting for the role")
+    }
+}
+
+/// A TCP port nobody listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("finding a free port")
+}
+
+/// Polls `url` until it answers 200 (at most 30 s).
+pub async fn wait_until_ready(http: &reqwest::Client, url: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = http.get(url).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} did not become ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
