@@ -38,7 +38,10 @@ impl TestDb {
                  `make test` starts one. Error: {e}"
             )
         });
-        let name = format!("test_{purpose}_{}", uuid::Uuid::new_v4().simple());
+        sweep_abandoned_databases(&mut connection).await;
+        let mut suffix = uuid::Uuid::new_v4().simple().to_string();
+        suffix.truncate(12);
+        let name = format!("test_{purpose}_{}_{suffix}", unix_seconds());
         sqlx::query(&format!(
             "CREATE DATABASE {}",
             platform::db::quote_identifier(&name)
@@ -80,6 +83,46 @@ impl Drop for TestDb {
             }
         })
         .join();
+    }
+}
+
+/// Test databases older than this were left by a run that was killed before
+/// its cleanup; no test lives this long.
+const ABANDONED_AFTER_SECS: u64 = 2 * 60 * 60;
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Drops test databases abandoned by killed runs (their names carry their
+/// creation time), once per test process.
+async fn sweep_abandoned_databases(connection: &mut PgConnection) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    let cutoff = unix_seconds().saturating_sub(ABANDONED_AFTER_SECS);
+    for name in names {
+        let created = name
+            .rsplit('_')
+            .nth(1)
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|created| created < cutoff) {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                platform::db::quote_identifier(&name)
+            ))
+            .execute(&mut *connection)
+            .await;
+        }
     }
 }
 
