@@ -4,13 +4,17 @@
 //! pieces ([`config`]), logging ([`telemetry`]), the PostgreSQL pool and
 //! embedded migrations ([`db`]), gRPC servers with the health service and gRPC
 //! client channels ([`grpc`]), HTTP serving ([`http`]), NATS and JetStream
-//! ([`nats`]), and the shutdown signal every task listens to ([`shutdown`]).
+//! ([`nats`]), the transactional outbox every producer publishes through
+//! ([`outbox`]), the idempotent consumer every event handler runs in
+//! ([`consumer`]), and the shutdown signal every task listens to ([`shutdown`]).
 
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod grpc;
 pub mod http;
 pub mod nats;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 

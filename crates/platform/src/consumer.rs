@@ -1,0 +1,285 @@
+//! The idempotent consumer: how every service handles events from JetStream.
+//!
+//! One durable pull consumer per (service, purpose), explicit acks, a bounded
+//! `max_deliver`. For each message the event id (its `Nats-Msg-Id`) is
+//! recorded in `processed_events` *in the same transaction* as the handler's
+//! effect, so a redelivered or replayed event changes nothing: the insert
+//! finds the id and the handler is skipped.
+//!
+//! Failures are of two kinds ([`HandlerError`]): a *permanent* one (a
+//! malformed or unknown event, a reference to something that cannot exist)
+//! is written to `dead_letters` and acknowledged at once, so it never blocks
+//! the stream; a *transient* one (a database or peer outage) rolls back and
+//! asks for redelivery with backoff, and only after the last allowed delivery
+//! is dead-lettered. Either way the message is logged with its id.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt as _;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::shutdown::Shutdown;
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retrying cannot help: dead-letter and move on.
+    #[error("{0}")]
+    Permanent(String),
+    /// Retrying may help: roll back and ask for redelivery.
+    #[error(transparent)]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        HandlerError::Transient(error.into())
+    }
+}
+
+/// An event as a handler sees it.
+pub struct Delivery<'a> {
+    pub event_id: Uuid,
+    pub subject: &'a str,
+    pub event_type: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// Applies one event inside the transaction that also records it as handled.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+}
+
+/// Where a consumer reads from.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub stream: String,
+    /// The durable name; also the `consumer` column of `processed_events`.
+    pub durable: String,
+    pub filter_subjects: Vec<String>,
+    pub max_deliver: i64,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(stream: impl Into<String>, durable: impl Into<String>, subjects: &[String]) -> Self {
+        Self {
+            stream: stream.into(),
+            durable: durable.into(),
+            filter_subjects: subjects.to_vec(),
+            max_deliver: 8,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What became of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    DeadLettered,
+    Retrying,
+}
+
+/// Pulls and handles messages until `shutdown` fires. Unacknowledged
+/// messages return to the stream by themselves (ack wait) when it stops.
+pub async fn run<H: Handler>(
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    spec: ConsumerSpec,
+    handler: H,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let consumer = durable_consumer(&jetstream, &spec).await?;
+    tracing::info!(consumer = %spec.durable, stream = %spec.stream, "consuming events");
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_triggered() {
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(consumer = %spec.durable, %error, "cannot pull messages; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.fired() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = shutdown.fired() => None,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    handle_message(&pool, &spec, &handler, &message).await;
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; reconnecting");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    tracing::info!(consumer = %spec.durable, "consumer stopped");
+    Ok(())
+}
+
+/// Creates the durable pull consumer, or binds to the existing one.
+pub async fn durable_consumer(
+    jetstream: &jetstream::Context,
+    spec: &ConsumerSpec,
+) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
+    let stream = jetstream
+        .get_stream(&spec.stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("stream {} is missing: {e}", spec.stream))?;
+    let config = pull::Config {
+        durable_name: Some(spec.durable.clone()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: spec.ack_wait,
+        max_deliver: spec.max_deliver,
+        filter_subjects: spec.filter_subjects.clone(),
+        ..Default::default()
+    };
+    stream
+        .get_or_create_consumer(&spec.durable, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create consumer {}: {e}", spec.durable))
+}
+
+/// Handles one message end to end (dedupe, apply, ack or retry, dead-letter).
+pub async fn handle_message<H: Handler>(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: &jetstream::Message,
+) -> Outcome {
+    let deliveries = message.info().map(|i| i.delivered).unwrap_or(1);
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    let raw_id = header("Nats-Msg-Id");
+    let event_type = header(crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
+    let subject = message.subject.as_str();
+    let span = tracing::info_span!("event", consumer = %spec.durable, %subject, event_id = raw_id.as_deref().unwrap_or("-"));
+    let _entered = span.enter();
+
+    let Some(event_id) = raw_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
+        let error = "the message has no Nats-Msg-Id event UUID";
+        dead_letter(pool, spec, message, raw_id.as_deref(), error, deliveries).await;
+        ack(message, AckKind::Ack).await;
+        return Outcome::DeadLettered;
+    };
+    let delivery = Delivery {
+        event_id,
+        subject,
+        event_type: &event_type,
+        payload: &message.payload,
+    };
+    match apply(pool, spec, handler, &delivery).await {
+        Ok(true) => {
+            ack(message, AckKind::Ack).await;
+            Outcome::Applied
+        }
+        Ok(false) => {
+            tracing::debug!("already handled; acknowledged again");
+            ack(message, AckKind::Ack).await;
+            Outcome::Duplicate
+        }
+        Err(HandlerError::Permanent(error)) => {
+            dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
+            ack(message, AckKind::Ack).await;
+            Outcome::DeadLettered
+        }
+        Err(HandlerError::Transient(error)) if deliveries >= spec.max_deliver => {
+            let error = format!("gave up after {deliveries} deliveries: {error:#}");
+            dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
+            ack(message, AckKind::Term).await;
+            Outcome::DeadLettered
+        }
+        Err(HandlerError::Transient(error)) => {
+            let delay = Duration::from_millis(250 * 2u64.pow(deliveries.clamp(1, 6) as u32 - 1));
+            tracing::warn!(error = %format!("{error:#}"), deliveries, retry_in_ms = delay.as_millis() as u64,
+                "event could not be handled; it will be redelivered");
+            ack(message, AckKind::Nak(Some(delay))).await;
+            Outcome::Retrying
+        }
+    }
+}
+
+/// Records the event and applies it in one transaction. `Ok(false)` when it
+/// had been handled before.
+async fn apply<H: Handler>(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    delivery: &Delivery<'_>,
+) -> Result<bool, HandlerError> {
+    let mut tx = pool.begin().await?;
+    let first_time = sqlx::query(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&spec.durable)
+    .bind(delivery.event_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first_time {
+        return Ok(false);
+    }
+    handler.handle(&mut tx, delivery).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn dead_letter(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    message: &jetstream::Message,
+    event_id: Option<&str>,
+    error: &str,
+    deliveries: i64,
+) {
+    tracing::error!(%error, deliveries, "event dead-lettered");
+    let stored = sqlx::query(
+        "INSERT INTO dead_letters (consumer, subject, event_id, payload, error, deliveries) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&spec.durable)
+    .bind(message.subject.as_str())
+    .bind(event_id)
+    .bind(message.payload.as_ref())
+    .bind(error)
+    .bind(deliveries)
+    .execute(pool)
+    .await;
+    if let Err(store_error) = stored {
+        // The log line above still carries the event; nothing else can be done.
+        tracing::error!(%store_error, "could not record the dead letter");
+    }
+}
+
+async fn ack(message: &jetstream::Message, kind: AckKind) {
+    if let Err(error) = message.ack_with(kind).await {
+        // JetStream redelivers after ack_wait; the dedupe table absorbs it.
+        tracing::warn!(%error, "acknowledgement failed; the message may be redelivered");
+    }
+}

@@ -1,0 +1,269 @@
+//! The transactional outbox: how every producer publishes events.
+//!
+//! A service never publishes straight after a commit and hopes. It writes the
+//! event into its own `outbox` table in the same transaction as the state
+//! change ([`enqueue`]); a relay task ([`run_relay`]) publishes unsent rows to
+//! JetStream with `Nats-Msg-Id` set to the event id, waits for JetStream's
+//! acknowledgement and only then marks the row sent. Delivery is therefore
+//! at-least-once, and JetStream's duplicate window plus idempotent consumers
+//! ([`crate::consumer`]) make it exactly-once in effect.
+//!
+//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several replicas can run
+//! relays on one database without publishing a row twice at the same time.
+//! The relay polls (a few times a second) and can be woken right after a
+//! commit ([`RelayWaker`]) so the common path has no polling delay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::shutdown::Shutdown;
+
+/// Header carrying the event type (the protobuf message name).
+pub const EVENT_TYPE_HEADER: &str = "Bookmyseat-Event-Type";
+
+/// The tables the outbox and the idempotent consumer need. Each service runs
+/// this against its own database at migration time (`CREATE … IF NOT
+/// EXISTS`, so it is safe to run on every start).
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS outbox (
+    -- Write order: events of one transaction share created_at.
+    seq          bigserial PRIMARY KEY,
+    id           uuid NOT NULL UNIQUE,
+    subject      text NOT NULL,
+    event_type   text NOT NULL,
+    payload      bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    attempts     integer NOT NULL DEFAULT 0,
+    last_error   text
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS processed_events (
+    consumer     text NOT NULL,
+    event_id     uuid NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id         bigserial PRIMARY KEY,
+    consumer   text NOT NULL,
+    subject    text NOT NULL,
+    event_id   text,
+    payload    bytea NOT NULL,
+    error      text NOT NULL,
+    deliveries bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"#;
+
+/// Creates the outbox, processed-events and dead-letter tables if missing.
+pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::raw_sql(SCHEMA).execute(pool).await?;
+    Ok(())
+}
+
+/// One event to publish.
+#[derive(Clone, Debug)]
+pub struct OutboxEvent {
+    /// The event's id: also its `Nats-Msg-Id`, so JetStream drops a duplicate.
+    pub id: Uuid,
+    pub subject: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+}
+
+/// Writes `event` into the outbox inside the caller's transaction.
+pub async fn enqueue(connection: &mut PgConnection, event: &OutboxEvent) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, event_type, payload) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(event.id)
+    .bind(&event.subject)
+    .bind(&event.event_type)
+    .bind(&event.payload)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Wakes the relay after a commit so an event goes out without waiting for
+/// the next poll. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Relay tunables.
+#[derive(Clone, Debug)]
+pub struct RelaySettings {
+    /// Poll interval when nothing wakes the relay.
+    pub poll_interval: Duration,
+    /// Rows claimed per round.
+    pub batch_size: i64,
+    /// How long to wait for JetStream's acknowledgement of one publish.
+    pub publish_timeout: Duration,
+    /// Pause after a failed round (NATS down), doubling up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(250),
+            batch_size: 256,
+            publish_timeout: Duration::from_secs(5),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Publishes unsent outbox rows until `shutdown` fires, then makes one last
+/// attempt to flush what is pending.
+pub async fn run_relay(
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    waker: RelayWaker,
+    settings: RelaySettings,
+    shutdown: Shutdown,
+) {
+    let mut backoff = settings.initial_backoff;
+    loop {
+        match relay_once(&pool, &jetstream, &settings).await {
+            Ok(published) => {
+                backoff = settings.initial_backoff;
+                if published as i64 == settings.batch_size {
+                    continue; // more may be waiting
+                }
+                tokio::select! {
+                    _ = waker.0.notified() => {}
+                    _ = tokio::time::sleep(settings.poll_interval) => {}
+                    _ = shutdown.fired() => break,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), retry_in_ms = backoff.as_millis() as u64,
+                    "outbox relay could not publish; will retry");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.fired() => break,
+                }
+                backoff = (backoff * 2).min(settings.max_backoff);
+            }
+        }
+    }
+    // Flush what the last requests committed, without waiting on a dead NATS.
+    match tokio::time::timeout(
+        settings.publish_timeout,
+        relay_once(&pool, &jetstream, &settings),
+    )
+    .await
+    {
+        Ok(Ok(published)) if published > 0 => {
+            tracing::info!(published, "outbox flushed on shutdown")
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "outbox not flushed on shutdown; rows stay for the next start")
+        }
+        _ => {}
+    }
+}
+
+/// Claims up to one batch of unsent rows, publishes them in order and marks
+/// each one sent. Returns how many were published. A failure leaves the
+/// remaining rows unsent (and counted) for the next round.
+pub async fn relay_once(
+    pool: &PgPool,
+    jetstream: &jetstream::Context,
+    settings: &RelaySettings,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query_as::<_, (Uuid, String, String, Vec<u8>)>(
+        "SELECT id, subject, event_type, payload FROM outbox \
+         WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(settings.batch_size)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Send every publish first, then await the acknowledgements: one round
+    // trip for the batch instead of one per event.
+    let mut pending = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for (id, subject, event_type, payload) in &rows {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.to_string().as_str());
+        headers.insert(EVENT_TYPE_HEADER, event_type.as_str());
+        match jetstream
+            .publish_with_headers(subject.clone(), headers, payload.clone().into())
+            .await
+        {
+            Ok(ack) => pending.push((*id, ack)),
+            Err(error) => {
+                failure = Some((*id, error.to_string()));
+                break;
+            }
+        }
+    }
+    let mut published = Vec::with_capacity(pending.len());
+    for (id, ack) in pending {
+        if failure.is_some() {
+            break;
+        }
+        match tokio::time::timeout(settings.publish_timeout, ack).await {
+            Ok(Ok(_)) => published.push(id),
+            Ok(Err(error)) => failure = Some((id, error.to_string())),
+            Err(_) => failure = Some((id, "no acknowledgement from JetStream in time".into())),
+        }
+    }
+    if !published.is_empty() {
+        sqlx::query(
+            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
+        )
+        .bind(&published)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some((id, error)) = &failure {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    match failure {
+        Some((id, error)) => Err(anyhow::anyhow!(
+            "publishing outbox event {id} failed after {} sent: {error}",
+            published.len()
+        )),
+        None => Ok(published.len()),
+    }
+}
+
+/// Rows not yet published: the backlog an operator watches.
+pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+}

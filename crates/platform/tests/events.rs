@@ -1,0 +1,368 @@
+//! The outbox relay and the idempotent consumer against real JetStream and
+//! real PostgreSQL (a fresh database per test).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError};
+use platform::outbox::{self, OutboxEvent, RelaySettings, RelayWaker};
+use platform::{Shutdown, nats};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+async fn database() -> test_support::TestDb {
+    let db = test_support::TestDb::create("platform_events").await;
+    outbox::ensure_schema(&db.pool).await.unwrap();
+    outbox::ensure_schema(&db.pool)
+        .await
+        .expect("the schema is idempotent");
+    sqlx::query("CREATE TABLE effects (event_id uuid PRIMARY KEY, payload text NOT NULL)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db
+}
+
+/// A stream of the test's own on the shared server.
+async fn test_stream(
+    jetstream: &jetstream::Context,
+    duplicate_window: Duration,
+) -> (String, String) {
+    let tag = Uuid::new_v4().simple().to_string();
+    let name = format!("T{tag}");
+    let subject = format!("t{tag}.events");
+    jetstream
+        .create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("t{tag}.>")],
+            duplicate_window,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (name, subject)
+}
+
+fn event(subject: &str, payload: &str) -> OutboxEvent {
+    OutboxEvent {
+        id: Uuid::new_v4(),
+        subject: subject.to_owned(),
+        event_type: "TestEvent".into(),
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+async fn enqueue(pool: &PgPool, events: &[OutboxEvent]) {
+    let mut tx = pool.begin().await.unwrap();
+    for event in events {
+        outbox::enqueue(&mut tx, event).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+/// Records each applied event; "poison" is permanently bad, "flaky" fails
+/// its first two deliveries.
+#[derive(Clone, Default)]
+struct RecordingHandler {
+    flaky_failures: Arc<AtomicUsize>,
+}
+
+impl Handler for RecordingHandler {
+    fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async move {
+            let payload = std::str::from_utf8(delivery.payload)
+                .map_err(|_| HandlerError::Permanent("payload is not UTF-8".into()))?;
+            if payload == "poison" {
+                return Err(HandlerError::Permanent("poison pill".into()));
+            }
+            if payload == "flaky" && self.flaky_failures.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(HandlerError::Transient(anyhow::anyhow!("flaky dependency")));
+            }
+            sqlx::query("INSERT INTO effects (event_id, payload) VALUES ($1, $2)")
+                .bind(delivery.event_id)
+                .bind(payload)
+                .execute(connection)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let events: Vec<_> = (0..5).map(|i| event(&subject, &format!("e{i}"))).collect();
+    enqueue(&db.pool, &events).await;
+
+    let settings = RelaySettings::default();
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &settings)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &settings)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(outbox::backlog(&db.pool).await.unwrap(), 0);
+
+    // A crash between publish and "mark sent" means a second publish: the
+    // stream's duplicate window drops it.
+    sqlx::query("UPDATE outbox SET published_at = NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &settings)
+            .await
+            .unwrap(),
+        5
+    );
+    let info = jetstream
+        .get_stream(&stream_name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.state.messages, 5,
+        "duplicates are dropped by Nats-Msg-Id"
+    );
+
+    let stream = jetstream.get_stream(&stream_name).await.unwrap();
+    for (sequence, expected) in (1..=5).zip(&events) {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let id = message
+            .headers
+            .get("Nats-Msg-Id")
+            .unwrap()
+            .as_str()
+            .to_owned();
+        assert_eq!(
+            id,
+            expected.id.to_string(),
+            "published in order with their ids"
+        );
+    }
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+#[tokio::test]
+async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
+    let db = database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    // Nothing listens yet: the client keeps trying in the background.
+    let jetstream = jetstream::new(nats::connect(&url).await.unwrap());
+    let subject = "orders.placed";
+    let events: Vec<_> = (0..3).map(|i| event(subject, &format!("e{i}"))).collect();
+    enqueue(&db.pool, &events).await;
+
+    let shutdown = Shutdown::new();
+    let relay = tokio::spawn(outbox::run_relay(
+        db.pool.clone(),
+        jetstream.clone(),
+        RelayWaker::new(),
+        RelaySettings {
+            publish_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        outbox::backlog(&db.pool).await.unwrap(),
+        3,
+        "nothing can be published yet"
+    );
+
+    let store = tempdir();
+    let mut server = tokio::process::Command::new(nats_server())
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-sd",
+            &store,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server starts (make test installs it)");
+    eventually("the stream can be created", || async {
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: "ORDERS".into(),
+                subjects: vec!["orders.>".into()],
+                ..Default::default()
+            })
+            .await
+            .is_ok()
+    })
+    .await;
+    eventually("the backlog drains", || async {
+        outbox::backlog(&db.pool).await.unwrap() == 0
+    })
+    .await;
+    let info = jetstream
+        .get_stream("ORDERS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.state.messages, 3);
+
+    shutdown.trigger();
+    relay.await.unwrap();
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_without_blocking() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    // The smallest duplicate window JetStream allows (100 ms) lets the same
+    // event id reach the consumer three times, as a replay would.
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_millis(100)).await;
+    let spec = ConsumerSpec {
+        max_deliver: 4,
+        ..ConsumerSpec::new(&stream_name, "test-consumer", &[subject.clone()])
+    };
+    let handler = RecordingHandler::default();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(consumer::run(
+        db.pool.clone(),
+        jetstream.clone(),
+        spec.clone(),
+        handler.clone(),
+        shutdown.clone(),
+    ));
+
+    let publish = |id: Option<Uuid>, payload: &'static str| {
+        let jetstream = jetstream.clone();
+        let subject = subject.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            if let Some(id) = id {
+                headers.insert("Nats-Msg-Id", id.to_string().as_str());
+            }
+            jetstream
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    let repeated = Uuid::new_v4();
+    for _ in 0..3 {
+        publish(Some(repeated), "once").await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    publish(Some(Uuid::new_v4()), "poison").await;
+    publish(None, "no id").await;
+    publish(Some(Uuid::new_v4()), "flaky").await;
+    publish(Some(Uuid::new_v4()), "after").await;
+
+    eventually("good events are applied", || async {
+        count(&db.pool, "SELECT count(*) FROM effects").await == 3
+    })
+    .await;
+    eventually("bad events are dead-lettered", || async {
+        count(&db.pool, "SELECT count(*) FROM dead_letters").await == 2
+    })
+    .await;
+    let applied: Vec<String> = sqlx::query_scalar("SELECT payload FROM effects ORDER BY payload")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        ["after", "flaky", "once"],
+        "the repeated event took effect once"
+    );
+    assert_eq!(
+        handler.flaky_failures.load(Ordering::SeqCst),
+        3,
+        "flaky was retried until it worked"
+    );
+    let reasons: Vec<String> = sqlx::query_scalar("SELECT error FROM dead_letters ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(reasons.iter().any(|r| r.contains("poison")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("Nats-Msg-Id")),
+        "{reasons:?}"
+    );
+
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+fn nats_server() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server")
+        .to_owned()
+    })
+}
+
+fn tempdir() -> String {
+    let dir = std::env::temp_dir().join(format!("bookmyseat-nats-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_string_lossy().into_owned()
+}
