@@ -89,12 +89,12 @@ struct RecordingHandler {
 }
 
 impl Handler for RecordingHandler {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a self,
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
-        async move {
+    ) -> Result<(), HandlerError> {
+        {
             let payload = std::str::from_utf8(delivery.payload)
                 .map_err(|_| HandlerError::Permanent("payload is not UTF-8".into()))?;
             if payload == "poison" {
@@ -272,7 +272,11 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_millis(100)).await;
     let spec = ConsumerSpec {
         max_deliver: 4,
-        ..ConsumerSpec::new(&stream_name, "test-consumer", &[subject.clone()])
+        ..ConsumerSpec::new(
+            &stream_name,
+            "test-consumer",
+            std::slice::from_ref(&subject),
+        )
     };
     let handler = RecordingHandler::default();
     let shutdown = Shutdown::new();
