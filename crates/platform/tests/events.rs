@@ -94,22 +94,20 @@ impl Handler for RecordingHandler {
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
     ) -> Result<(), HandlerError> {
-        {
-            let payload = std::str::from_utf8(delivery.payload)
-                .map_err(|_| HandlerError::Permanent("payload is not UTF-8".into()))?;
-            if payload == "poison" {
-                return Err(HandlerError::Permanent("poison pill".into()));
-            }
-            if payload == "flaky" && self.flaky_failures.fetch_add(1, Ordering::SeqCst) < 2 {
-                return Err(HandlerError::Transient(anyhow::anyhow!("flaky dependency")));
-            }
-            sqlx::query("INSERT INTO effects (event_id, payload) VALUES ($1, $2)")
-                .bind(delivery.event_id)
-                .bind(payload)
-                .execute(connection)
-                .await?;
-            Ok(())
+        let payload = std::str::from_utf8(delivery.payload)
+            .map_err(|_| HandlerError::Permanent("payload is not UTF-8".into()))?;
+        if payload == "poison" {
+            return Err(HandlerError::Permanent("poison pill".into()));
         }
+        if payload == "flaky" && self.flaky_failures.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(HandlerError::Transient(anyhow::anyhow!("flaky dependency")));
+        }
+        sqlx::query("INSERT INTO effects (event_id, payload) VALUES ($1, $2)")
+            .bind(delivery.event_id)
+            .bind(payload)
+            .execute(connection)
+            .await?;
+        Ok(())
     }
 }
 
