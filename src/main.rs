@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use platform::Shutdown;
-use platform::config::TelemetryArgs;
+use platform::config::{GrpcClientArgs, NatsArgs, TelemetryArgs};
 
 #[derive(Parser, Debug)]
 #[command(name = "bookmyseat", version, about = "BookMySeat cinema seat booking")]
@@ -23,27 +23,45 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Every service in one process (catalog, gateway).
+    /// Every service in one process (catalog, seating, gateway).
     All {
         #[command(flatten)]
         catalog: catalog::Config,
         #[command(flatten)]
+        seating: seating::Config,
+        #[command(flatten)]
         gateway: gateway::Config,
+        // Shared by every role that speaks NATS, so declared once here.
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// The catalog gRPC service.
     Catalog {
         #[command(flatten)]
         catalog: catalog::Config,
     },
-    /// The HTTP gateway: pages, JSON API.
+    /// The seating gRPC service: seat inventory, holds, bookings.
+    Seating {
+        #[command(flatten)]
+        seating: seating::Config,
+        #[command(flatten)]
+        nats: NatsArgs,
+        #[command(flatten)]
+        grpc: GrpcClientArgs,
+    },
+    /// The HTTP gateway: pages, JSON API, live seat updates.
     Gateway {
         #[command(flatten)]
         gateway: gateway::Config,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// Create each service's database when missing and apply its migrations.
     Migrate {
         #[command(flatten)]
         catalog: catalog::Config,
+        #[command(flatten)]
+        seating: seating::Config,
     },
     /// Load the demo programme (idempotent: run it as often as you like).
     Seed {
@@ -60,19 +78,54 @@ async fn main() -> anyhow::Result<()> {
     shutdown.trigger_on_os_signals();
 
     match cli.command {
-        Command::All { catalog, gateway } => {
+        Command::All {
+            catalog,
+            seating,
+            gateway,
+            nats,
+        } => {
             let mut roles = tokio::task::JoinSet::new();
             let stop = shutdown.clone();
             roles.spawn(async move { ("catalog", catalog::run(catalog, stop).await) });
             let stop = shutdown.clone();
-            roles.spawn(async move { ("gateway", gateway::run(gateway, stop).await) });
+            // Seating's calls to catalog use the same timeouts as the gateway's.
+            let grpc = gateway.grpc.clone();
+            let mut seating = seating;
+            seating.settings.seating_events_prefix = nats.events_prefix.clone();
+            // The gateway listens where this seating publishes seat changes.
+            let deps = gateway::Deps {
+                nats_url: nats.nats_url.clone(),
+                subject_prefix: nats.events_prefix.clone(),
+            };
+            roles.spawn(async move {
+                let result = seating::run(seating, &nats.nats_url, &grpc, stop).await;
+                ("seating", result)
+            });
+            let stop = shutdown.clone();
+            roles.spawn(async move { ("gateway", gateway::run(gateway, deps, stop).await) });
             run_roles(shutdown, roles).await
         }
         Command::Catalog { catalog } => catalog::run(catalog, shutdown).await,
-        Command::Gateway { gateway } => gateway::run(gateway, shutdown).await,
-        Command::Migrate { catalog } => {
+        Command::Seating {
+            mut seating,
+            nats,
+            grpc,
+        } => {
+            seating.settings.seating_events_prefix = nats.events_prefix;
+            seating::run(seating, &nats.nats_url, &grpc, shutdown).await
+        }
+        Command::Gateway { gateway, nats } => {
+            let deps = gateway::Deps {
+                nats_url: nats.nats_url,
+                subject_prefix: nats.events_prefix,
+            };
+            gateway::run(gateway, deps, shutdown).await
+        }
+        Command::Migrate { catalog, seating } => {
             catalog.migrate().await.context("migrating catalog")?;
             tracing::info!("catalog database is up to date");
+            seating.migrate().await.context("migrating seating")?;
+            tracing::info!("seating database is up to date");
             Ok(())
         }
         Command::Seed { catalog } => {

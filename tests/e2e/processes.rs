@@ -56,6 +56,10 @@ impl Role {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("the role is still running");
@@ -83,10 +87,10 @@ pub fn free_port() -> u16 {
 pub async fn wait_until_ready(http: &reqwest::Client, url: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(response) = http.get(url).send().await {
-            if response.status().is_success() {
-                return;
-            }
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

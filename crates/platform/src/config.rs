@@ -25,6 +25,11 @@ pub struct NatsArgs {
     /// NATS server URL (JetStream must be enabled).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Prefix for every stream name and subject (see `nats::event_streams`),
+    /// so test runs share one NATS server without sharing streams. Empty in
+    /// production.
+    #[arg(long, env = "EVENTS_PREFIX", default_value = "", hide = true)]
+    pub events_prefix: String,
 }
 
 /// Timeouts for outgoing gRPC calls between services.

@@ -65,8 +65,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 "#;
 
 /// Creates the outbox, processed-events and dead-letter tables if missing.
+///
+/// Two processes migrating at once (replicas starting together) would race:
+/// `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent create. A
+/// transaction-scoped advisory lock makes them take turns.
 pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::raw_sql(SCHEMA).execute(pool).await?;
+    const LOCK_KEY: i64 = 0x626d_735f_6f75_7462; // "bms_outb"
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 

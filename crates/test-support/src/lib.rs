@@ -4,6 +4,9 @@
 //!   tests run in parallel without seeing each other's rows.
 //! - [`spawn_catalog`]: the real catalog gRPC service on port 0 over its own
 //!   database, optionally with the demo programme.
+//! - [`spawn_seating`]: the real seating service on port 0 over its own
+//!   database, with its own JetStream streams (a test prefix), talking to a
+//!   real catalog and a real NATS.
 //!
 //! Nothing here mocks a service: if PostgreSQL is not reachable the test
 //! fails and says how to start it (`make test` does).
@@ -59,31 +62,42 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Drop runs outside any async context we can rely on, so the cleanup
-        // gets a small runtime of its own on a plain thread.
+        // Not waiting for the pool to close: the tasks holding its
+        // connections (servers the test started) run on the test's runtime,
+        // which is blocked in this drop — a deadlock. `WITH (FORCE)` ends
+        // those connections instead. A database left behind is swept later.
         let name = self.name.clone();
-        let pool = self.pool.clone();
         let admin = admin_url();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                runtime.block_on(async move {
-                    pool.close().await;
-                    if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                            platform::db::quote_identifier(&name)
-                        ))
-                        .execute(&mut connection)
-                        .await;
-                    }
-                });
+        run_cleanup(std::time::Duration::from_secs(30), async move {
+            if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    platform::db::quote_identifier(&name)
+                ))
+                .execute(&mut connection)
+                .await;
             }
-        })
-        .join();
+        });
     }
+}
+
+/// Runs async cleanup from a `Drop`, which has no async context it can rely
+/// on (the test's runtime may be the one blocked in the drop): on a plain
+/// thread with a runtime of its own, bounded by `limit`.
+fn run_cleanup(limit: std::time::Duration, cleanup: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        // The timer has to be made inside the runtime.
+        runtime.block_on(async move {
+            let _ = tokio::time::timeout(limit, cleanup).await;
+        });
+    })
+    .join();
 }
 
 /// Test databases older than this were left by a run that was killed before
@@ -198,9 +212,228 @@ pub async fn spawn_catalog_with_demo_programme(now: DateTime<Utc>) -> CatalogHan
     handle
 }
 
+/// The NATS server tests use: `NATS_URL`, or the local default.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A stream/subject prefix of a test's own (`t<uuid>`), so parallel tests
+/// never share a JetStream stream or consumer.
+pub fn events_prefix() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The JetStream streams of one test prefix, deleted when the last owner
+/// drops them (a replica shares its primary's).
+pub struct TestStreams {
+    pub prefix: String,
+}
+
+impl TestStreams {
+    /// Takes ownership of the streams `prefix` names; sweeps streams that
+    /// killed runs left behind, once per test process.
+    pub async fn adopt(prefix: &str) -> TestStreams {
+        sweep_abandoned_streams().await;
+        TestStreams {
+            prefix: prefix.to_owned(),
+        }
+    }
+}
+
+impl Drop for TestStreams {
+    fn drop(&mut self) {
+        let names: Vec<String> = platform::nats::event_streams(&self.prefix)
+            .into_iter()
+            .map(|spec| spec.name)
+            .collect();
+        run_cleanup(std::time::Duration::from_secs(10), async move {
+            if let Ok(client) = async_nats::connect(nats_url()).await {
+                let jetstream = async_nats::jetstream::new(client);
+                for name in names {
+                    let _ = jetstream.delete_stream(&name).await;
+                }
+            }
+        });
+    }
+}
+
+/// Whether a stream name is one `events_prefix` made (`T<32 hex>_…`).
+fn is_test_stream(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > 34
+        && bytes[0] == b'T'
+        && bytes[1..33].iter().all(u8::is_ascii_hexdigit)
+        && bytes[33] == b'_'
+}
+
+/// Deletes test streams older than two hours (a killed run's), once per
+/// process, so the shared NATS server does not fill up with them.
+async fn sweep_abandoned_streams() {
+    use futures::TryStreamExt as _;
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Ok(client) = async_nats::connect(nats_url()).await else {
+        return;
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let Ok(infos) = jetstream.streams().try_collect::<Vec<_>>().await else {
+        return;
+    };
+    for info in infos {
+        if is_test_stream(&info.config.name) && info.created < cutoff {
+            let _ = jetstream.delete_stream(&info.config.name).await;
+        }
+    }
+}
+
+/// A real seating service running in this test process.
+pub struct SeatingHandle {
+    /// `http://127.0.0.1:PORT`, what a gRPC client dials.
+    pub url: String,
+    pub address: SocketAddr,
+    /// The database; shared by every instance started with
+    /// [`SeatingHandle::spawn_replica`].
+    pub db: std::sync::Arc<TestDb>,
+    /// The prefix of its streams and subjects.
+    pub prefix: String,
+    /// Its streams, deleted with the last instance.
+    pub streams: std::sync::Arc<TestStreams>,
+    pub settings: seating::Settings,
+    catalog_url: String,
+    shutdown: platform::Shutdown,
+}
+
+impl SeatingHandle {
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    /// Another seating instance on the same database, streams and catalog
+    /// (what a second replica is), with its own clock.
+    pub async fn spawn_replica(
+        &self,
+        clock: std::sync::Arc<dyn seating::clock::Clock>,
+    ) -> SeatingHandle {
+        start_seating(
+            self.db.clone(),
+            self.streams.clone(),
+            &self.catalog_url,
+            self.settings.clone(),
+            clock,
+        )
+        .await
+    }
+}
+
+impl Drop for SeatingHandle {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Starts seating on port 0 over a fresh, migrated database, with the system
+/// clock and default settings except the events `prefix`.
+pub async fn spawn_seating(catalog_url: &str, prefix: &str) -> SeatingHandle {
+    let settings = seating::Settings {
+        seating_events_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    spawn_seating_with(
+        catalog_url,
+        settings,
+        std::sync::Arc::new(seating::clock::SystemClock),
+    )
+    .await
+}
+
+/// Starts seating with the given settings (including its events prefix) and
+/// clock — a `ManualClock` lets a test move time instead of sleeping.
+pub async fn spawn_seating_with(
+    catalog_url: &str,
+    settings: seating::Settings,
+    clock: std::sync::Arc<dyn seating::clock::Clock>,
+) -> SeatingHandle {
+    let db = TestDb::create("seating").await;
+    seating::migrate(&db.pool)
+        .await
+        .expect("seating migrations apply to a fresh database");
+    let streams = TestStreams::adopt(&settings.seating_events_prefix).await;
+    start_seating(
+        std::sync::Arc::new(db),
+        std::sync::Arc::new(streams),
+        catalog_url,
+        settings,
+        clock,
+    )
+    .await
+}
+
+async fn start_seating(
+    db: std::sync::Arc<TestDb>,
+    streams: std::sync::Arc<TestStreams>,
+    catalog_url: &str,
+    settings: seating::Settings,
+    clock: std::sync::Arc<dyn seating::clock::Clock>,
+) -> SeatingHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding port 0");
+    let address = listener.local_addr().expect("bound address");
+    let catalog = platform::grpc::channel(catalog_url, "catalog_url", &Default::default())
+        .expect("a valid catalog URL");
+    let nats = platform::nats::connect(&nats_url())
+        .await
+        .expect("tests need NATS with JetStream (make test starts one)");
+    // Streams exist before serve returns control, so a test can publish at once.
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    platform::nats::ensure_streams(
+        &jetstream,
+        &platform::nats::event_streams(&settings.seating_events_prefix),
+    )
+    .await
+    .expect("creating the test's streams");
+    // The service gets a pool of its own, as it would in production; the
+    // test's pool stays free for the test's own queries.
+    let pool = platform::db::connect(&db.url, "SEATING_DATABASE_URL", &Default::default())
+        .await
+        .expect("connecting seating to its test database");
+    let shutdown = platform::Shutdown::new();
+    tokio::spawn(seating::serve(
+        listener,
+        pool,
+        seating::Peers { catalog, nats },
+        settings.clone(),
+        clock,
+        shutdown.clone(),
+    ));
+    SeatingHandle {
+        url: format!("http://{address}"),
+        address,
+        db,
+        prefix: settings.seating_events_prefix.clone(),
+        streams,
+        settings,
+        catalog_url: catalog_url.to_owned(),
+        shutdown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_prefixed_test_streams_are_swept() {
+        let prefix = events_prefix();
+        for spec in platform::nats::event_streams(&prefix) {
+            assert!(is_test_stream(&spec.name), "{}", spec.name);
+        }
+        assert!(!is_test_stream("PAYMENTS"));
+        assert!(!is_test_stream("TICKETS_PAYMENTS"));
+    }
 
     #[test]
     fn replace_database_keeps_server_and_query() {

@@ -1,47 +1,86 @@
 //! The public JSON API under `/api/v1`, and its OpenAPI document.
 //!
-//! The same catalog answers as the pages, in the [`crate::resources`] shapes;
-//! every failure is an [`ApiError`] with a `{"error":{"code","message"}}`
-//! body. Each handler carries a `#[utoipa::path]` description, and [`ApiDoc`]
+//! The same catalog and seating answers as the pages, in the
+//! [`crate::resources`] shapes; every failure is an [`ApiError`] with a
+//! `{"error":{"code","message"}}` body (plus `seats` when seats were taken).
+//! Seat and hold endpoints know their caller through the development stand-in
+//! of [`crate::dev_identity`] (`X-Dev-User` or the `dev_user` cookie) until
+//! accounts exist. Each handler carries a `#[utoipa::path]` description, and [`ApiDoc`]
 //! gathers them into the OpenAPI 3.1 document at `/api/openapi.json`, so the
 //! document is generated from the code it describes.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::response::sse::Sse;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use http::{HeaderValue, StatusCode, header};
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::catalog_client::parse_showtime_id;
+use crate::dev_identity::{self, DevUser};
 use crate::error::{ApiError, Error, ErrorBody};
 use crate::film_filter::{FilmFilter, FilmListQuery};
-use crate::resources::{Facets, Film, FilmPage, FilmShowtimes, ShowtimeDetail};
+use crate::resources::{
+    Facets, Film, FilmPage, FilmShowtimes, Hold, HoldRequest, SeatChanges, SeatMap, ShowtimeDetail,
+};
+use crate::seat_events;
+use crate::seat_selection::SeatSelection;
 
 /// The OpenAPI description of `/api/v1`.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "BookMySeat API",
-        description = "Browse the cinema programme: films, filters, showtimes, seat layouts \
-                       and prices. Errors are always `{\"error\":{\"code\":…,\"message\":…}}` \
-                       with the matching HTTP status."
+        description = "Browse the cinema programme (films, filters, showtimes, seat layouts \
+                       and prices), see a showtime's seats live, and hold seats. Errors are \
+                       always `{\"error\":{\"code\":…,\"message\":…}}` with the matching \
+                       HTTP status.\n\n**Development identity.** Until accounts exist, seat \
+                       and hold endpoints take the caller from the `X-Dev-User` header or the \
+                       `dev_user` cookie; a caller with neither is given a random `dev_user` \
+                       cookie. This is not authentication and will be replaced by sessions."
     ),
-    paths(list_movies, get_movie, get_movie_showtimes, get_showtime, get_facets),
-    components(schemas(ErrorBody)),
-    tags((name = "films", description = "Films and their showtimes"))
+    paths(
+        list_movies,
+        get_movie,
+        get_movie_showtimes,
+        get_showtime,
+        get_facets,
+        get_seat_map,
+        showtime_events,
+        create_hold,
+        get_hold,
+        release_hold
+    ),
+    components(schemas(ErrorBody, SeatChanges)),
+    tags(
+        (name = "films", description = "Films and their showtimes"),
+        (name = "seats", description = "Seat maps, live seat changes and holds")
+    )
 )]
 pub struct ApiDoc;
 
 /// The API routes, mounted under `/api/v1` by [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
+    // Seats and holds need to know the caller.
+    let seats = Router::new()
+        .route("/showtimes/{id}/seats", get(get_seat_map))
+        .route("/showtimes/{id}/events", get(showtime_events))
+        .route("/showtimes/{id}/holds", post(create_hold))
+        .route("/holds/{id}", get(get_hold))
+        .route("/holds/{id}", delete(release_hold))
+        .route_layer(axum::middleware::from_fn(dev_identity::identify));
     Router::new()
         .route("/movies", get(list_movies))
         .route("/movies/{id_or_slug}", get(get_movie))
         .route("/movies/{id_or_slug}/showtimes", get(get_movie_showtimes))
         .route("/showtimes/{id}", get(get_showtime))
         .route("/facets", get(get_facets))
+        .merge(seats)
 }
 
 /// `GET /api/openapi.json`.
@@ -152,4 +191,182 @@ async fn get_showtime(
 )]
 async fn get_facets(State(state): State<Arc<AppState>>) -> Result<Json<Facets>, ApiError> {
     Ok(Json(state.catalog.facets().await?))
+}
+
+/// Every seat of a showtime with its state; the caller's own held seats
+/// have `mine: true`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/showtimes/{id}/seats",
+    tag = "seats",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
+        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
+    ),
+    responses(
+        (status = 200, description = "The seat map", body = SeatMap),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
+    )
+)]
+async fn get_seat_map(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<SeatMap>, ApiError> {
+    let Path(id) = id.map_err(Error::from)?;
+    Ok(Json(state.seating.seat_map(&id, &user).await?))
+}
+
+/// Live seat changes of a showtime, as Server-Sent Events.
+///
+/// The stream starts with a `snapshot` event whose data is the seat map (as
+/// `GET /seats` gives it), then sends a `seats` event (data: `SeatChanges`)
+/// whenever seats change state, newer than the snapshot only. Comments keep
+/// an idle stream open. After a reconnect, a new snapshot comes first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/showtimes/{id}/events",
+    tag = "seats",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
+        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: a `snapshot` event (SeatMap), then \
+                                      `seats` events (SeatChanges)",
+         content_type = "text/event-stream", body = String),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
+        (status = 503, description = "Seating or live updates are not available; try again",
+         body = ErrorBody),
+    )
+)]
+async fn showtime_events(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(Error::from)?;
+    let showtime_id = parse_showtime_id(&id)?;
+    // Subscribe first: a change made while the snapshot is read still
+    // arrives (see seat_events).
+    let subscriber = state.seat_events.subscribe(showtime_id).await?;
+    let snapshot = state.seating.seat_map(&id, &user).await?;
+    let events = seat_events::stream(snapshot, subscriber, state.shutdown.clone());
+    let mut response = Sse::new(events)
+        .keep_alive(seat_events::keep_alive())
+        .into_response();
+    // Reverse proxies that buffer (nginx) must pass events on at once.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Holds seats for the caller: every seat asked for, or none.
+///
+/// A new hold replaces the caller's previous hold on the same showtime.
+#[utoipa::path(
+    post,
+    path = "/api/v1/showtimes/{id}/holds",
+    tag = "seats",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
+        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
+    ),
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "The seats are held until `held_until`", body = Hold,
+         headers(("Location" = String, description = "/api/v1/holds/{hold id}"))),
+        (status = 400, description = "No seats, too many seats, the same seat twice, a seat \
+                                      that is not in this screen's layout, or a malformed body",
+         body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
+        (status = 409, description = "`seats_unavailable`: some seats are held or sold; \
+                                      `error.seats` lists them. `conflict`: the showtime has \
+                                      started", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
+    )
+)]
+async fn create_hold(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<HoldRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(Error::from)?;
+    let Json(request) = body.map_err(|rejection| {
+        Error::BadRequest(format!(
+            "The body must be JSON like {{\"seats\": [\"E6\", \"E7\"]}}: {}",
+            rejection.body_text()
+        ))
+    })?;
+    // A malformed showtime id is reported before the seats are looked at.
+    parse_showtime_id(&id)?;
+    let seats = SeatSelection::parse(&request.seats)?;
+    let hold = state.seating.hold(&id, &seats, &user).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/holds/{}", hold.id))
+        .map_err(|_| Error::internal())?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(hold),
+    )
+        .into_response())
+}
+
+/// One of the caller's holds.
+#[utoipa::path(
+    get,
+    path = "/api/v1/holds/{id}",
+    tag = "seats",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
+        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
+    ),
+    responses(
+        (status = 200, description = "The hold", body = Hold),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 403, description = "Someone else's hold", body = ErrorBody),
+        (status = 404, description = "No such hold", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
+    )
+)]
+async fn get_hold(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Hold>, ApiError> {
+    let Path(id) = id.map_err(Error::from)?;
+    Ok(Json(state.seating.hold_of(&id, &user).await?))
+}
+
+/// Lets the seats of one of the caller's holds go, at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/holds/{id}",
+    tag = "seats",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
+        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
+    ),
+    responses(
+        (status = 204, description = "Released; its seats are available again"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 403, description = "Someone else's hold", body = ErrorBody),
+        (status = 404, description = "No such hold", body = ErrorBody),
+        (status = 409, description = "The hold is already paid for", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
+    )
+)]
+async fn release_hold(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id.map_err(Error::from)?;
+    state.seating.release(&id, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

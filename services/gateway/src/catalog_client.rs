@@ -172,11 +172,7 @@ impl CatalogClient {
     /// One showtime with film, cinema, layout and prices. A `showtime_id`
     /// that is not a UUID is a bad request, answered without asking catalog.
     pub async fn showtime(&self, showtime_id: &str) -> Result<ShowtimeDetail, Error> {
-        let showtime_id = uuid::Uuid::parse_str(showtime_id.trim()).map_err(|_| {
-            Error::BadRequest(
-                "That is not a showtime id; showtime links look like /showtimes/<uuid>.".to_owned(),
-            )
-        })?;
+        let showtime_id = parse_showtime_id(showtime_id)?;
         let detail = self
             .client
             .clone()
@@ -343,6 +339,15 @@ fn filter_error(status: &tonic::Status, filter: &FilmFilter) -> Error {
         .iter()
         .find_map(field_error)
         .unwrap_or_else(|| Error::BadRequest(status.message().to_owned()))
+}
+
+/// A showtime id from a path, or a 400 answered without asking anyone.
+pub fn parse_showtime_id(text: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| {
+        Error::BadRequest(
+            "That is not a showtime id; showtime links look like /showtimes/<uuid>.".to_owned(),
+        )
+    })
 }
 
 /// A film id or slug worth sending to the catalog, or a 404 (an absurd key

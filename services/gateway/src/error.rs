@@ -26,9 +26,14 @@ pub enum Error {
     /// What was asked for does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The request clashes with the current state (a seat already taken).
+    /// The request clashes with the current state (a showtime that has
+    /// started, a hold that has expired).
     #[error("{0}")]
     Conflict(String),
+    /// Some of the seats asked for are held or sold already; `seats` names
+    /// them so a page can mark them and the buyer can pick others.
+    #[error("{message}")]
+    SeatsUnavailable { message: String, seats: Vec<String> },
     /// A service we depend on is down or slow; trying again later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -48,7 +53,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::SeatsUnavailable { .. } => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,19 +66,21 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::SeatsUnavailable { .. } => "seats_unavailable",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
 
-    fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             Error::BadRequest(m)
             | Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::Conflict(m)
             | Error::Unavailable(m)
-            | Error::Internal(m) => m,
+            | Error::Internal(m)
+            | Error::SeatsUnavailable { message: m, .. } => m,
         }
     }
 
@@ -84,6 +91,7 @@ impl Error {
             Error::Forbidden(_) => "Not allowed",
             Error::NotFound(_) => "We couldn't find that",
             Error::Conflict(_) => "That clashed with something",
+            Error::SeatsUnavailable { .. } => "Those seats were just taken",
             Error::Unavailable(_) => "We're having trouble right now",
             Error::Internal(_) => "Something went wrong",
         }
@@ -104,6 +112,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The answer for a hold that lost some of its seats to someone else.
+    pub fn seats_unavailable(mut seats: Vec<String>) -> Self {
+        seats.dedup();
+        let message = match seats.as_slice() {
+            [one] => format!("Seat {one} is no longer available; please pick another."),
+            many => format!(
+                "Seats {} are no longer available; please pick others.",
+                many.join(", ")
+            ),
+        };
+        Error::SeatsUnavailable { message, seats }
+    }
+}
+
 /// gRPC codes from other services become HTTP meanings here, once.
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
@@ -111,6 +134,12 @@ impl From<tonic::Status> for Error {
         let message = status.message().to_owned();
         match status.code() {
             Code::NotFound => Error::NotFound(message),
+            // Seating says which seats were taken in the details of its
+            // FAILED_PRECONDITION; anything else that fails a precondition
+            // (a showtime that has started) is a plain conflict.
+            Code::FailedPrecondition if unavailable_seats(&status).is_some() => {
+                Error::seats_unavailable(unavailable_seats(&status).unwrap_or_default())
+            }
             Code::InvalidArgument | Code::OutOfRange => Error::BadRequest(message),
             Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
                 Error::Conflict(message)
@@ -131,6 +160,14 @@ impl From<tonic::Status> for Error {
             }
         }
     }
+}
+
+/// The seats named by a `bookmyseat.seating.v1.SeatsUnavailable` in the
+/// status details, when there are any.
+fn unavailable_seats(status: &tonic::Status) -> Option<Vec<String>> {
+    use prost::Message as _;
+    let details = proto::seating::v1::SeatsUnavailable::decode(status.details()).ok()?;
+    (!details.seats.is_empty()).then_some(details.seats)
 }
 
 /// A query string that does not even parse (say, a repeated parameter).
@@ -163,11 +200,16 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// One of `bad_request`, `forbidden`, `not_found`, `conflict`,
-    /// `unavailable`, `internal`.
+    /// `seats_unavailable`, `unavailable`, `internal`.
     #[schema(example = "not_found")]
     pub code: String,
     #[schema(example = "No film called \"no-such-film\".")]
     pub message: String,
+    /// With `seats_unavailable` only: the seats someone else holds or has
+    /// bought.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["A1", "A2"]))]
+    pub seats: Option<Vec<String>>,
 }
 
 /// An [`Error`] answered as JSON (`/api/...`).
@@ -194,6 +236,10 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: error.code().to_owned(),
                 message: error.message().to_owned(),
+                seats: match &error {
+                    Error::SeatsUnavailable { seats, .. } => Some(seats.clone()),
+                    _ => None,
+                },
             },
         };
         let mut response = (error.status(), Json(body)).into_response();
@@ -274,6 +320,51 @@ mod tests {
             let error = Error::from(tonic::Status::new(code, "details"));
             assert_eq!(error.status(), expected, "{code:?}");
         }
+    }
+
+    #[test]
+    fn taken_seats_from_seating_become_a_409_naming_them() {
+        use prost::Message as _;
+        let details = proto::seating::v1::SeatsUnavailable {
+            seats: vec!["A1".to_owned(), "B2".to_owned()],
+        };
+        let status = tonic::Status::with_details(
+            tonic::Code::FailedPrecondition,
+            "seats unavailable",
+            details.encode_to_vec().into(),
+        );
+        let error = Error::from(status);
+        assert_eq!(error.status(), StatusCode::CONFLICT);
+        assert_eq!(error.code(), "seats_unavailable");
+        let Error::SeatsUnavailable { seats, message } = &error else {
+            panic!("not a seats-unavailable error: {error:?}");
+        };
+        assert_eq!(seats, &["A1", "B2"]);
+        assert!(message.contains("A1, B2"), "{message}");
+
+        // A failed precondition without seats (the showtime has started) is
+        // a plain conflict.
+        let started = Error::from(tonic::Status::failed_precondition("showtime has started"));
+        assert_eq!(started.code(), "conflict");
+        assert_eq!(started.status(), StatusCode::CONFLICT);
+    }
+
+    #[tokio::test]
+    async fn seats_unavailable_json_lists_the_seats() {
+        let response = ApiError(Error::seats_unavailable(vec!["C3".to_owned()])).into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["error"]["code"], "seats_unavailable");
+        assert_eq!(json["error"]["seats"], serde_json::json!(["C3"]));
+        let plain = ApiError(Error::NotFound("x".to_owned())).into_response();
+        let body = axum::body::to_bytes(plain.into_body(), 4096)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert!(json["error"].get("seats").is_none(), "{json}");
     }
 
     #[test]

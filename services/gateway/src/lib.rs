@@ -1,11 +1,15 @@
 //! The gateway: the only BookMySeat service that faces browsers.
 //!
-//! It renders the browsing pages (home, film, showtime) as plain HTML that
+//! It renders the pages (home, film, the live seat page) as plain HTML that
 //! works without JavaScript, serves the JSON API under `/api/v1` with its
-//! OpenAPI document, and draws fallback posters. It owns no data of its own in
-//! this slice: everything comes from the catalog service over gRPC through
-//! [`catalog_client`], which turns protobuf messages into the JSON types of
-//! [`resources`] once, so pages and API never see prost types.
+//! OpenAPI document, streams live seat changes as Server-Sent Events, and
+//! draws fallback posters. It owns no data of its own yet: films and
+//! showtimes come from the catalog service and seats and holds from the
+//! seating service over gRPC, through [`catalog_client`] and
+//! [`seating_client`], which turn protobuf messages into the JSON types of
+//! [`resources`] once, so pages and API never see prost types. Seat changes
+//! arrive over NATS core ([`seat_events`]). Who is asking is, until accounts
+//! exist, the development stand-in of [`dev_identity`].
 //!
 //! Start-up is split the zero2prod way: [`run`] binds the configured address,
 //! [`serve`] takes any listener (tests pass port 0), and [`router`] builds the
@@ -14,6 +18,7 @@
 pub mod api;
 pub mod assets;
 pub mod catalog_client;
+pub mod dev_identity;
 pub mod error;
 pub mod film_filter;
 pub mod fingerprint;
@@ -22,6 +27,9 @@ pub mod money;
 pub mod pages;
 pub mod poster;
 pub mod resources;
+pub mod seat_events;
+pub mod seat_selection;
+pub mod seating_client;
 pub mod views;
 
 use std::sync::Arc;
@@ -39,9 +47,12 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::catalog_client::CatalogClient;
+use crate::seat_events::SeatEvents;
+use crate::seating_client::SeatingClient;
 
 const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:50051";
+const DEFAULT_SEATING_URL: &str = "http://127.0.0.1:50052";
 const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
 /// Largest request body the gateway reads; browsing needs none, and later
@@ -65,11 +76,14 @@ pub struct Config {
     /// gRPC URL of the catalog service.
     #[arg(long, env = "CATALOG_URL", default_value = DEFAULT_CATALOG_URL)]
     pub catalog_url: String,
+    /// gRPC URL of the seating service.
+    #[arg(long, env = "SEATING_URL", default_value = DEFAULT_SEATING_URL)]
+    pub seating_url: String,
     /// The address browsers reach the gateway at; absolute links in the JSON
     /// API (fallback posters) start with it.
     #[arg(long, env = "PUBLIC_BASE_URL", default_value = DEFAULT_PUBLIC_BASE_URL)]
     pub public_base_url: String,
-    // Connect and request timeouts for the calls to catalog.
+    // Connect and request timeouts for the calls to catalog and seating.
     #[command(flatten)]
     pub grpc: platform::config::GrpcClientArgs,
 }
@@ -79,6 +93,7 @@ impl Default for Config {
         Self {
             gateway_http_addr: DEFAULT_HTTP_ADDR.to_owned(),
             catalog_url: DEFAULT_CATALOG_URL.to_owned(),
+            seating_url: DEFAULT_SEATING_URL.to_owned(),
             public_base_url: DEFAULT_PUBLIC_BASE_URL.to_owned(),
             grpc: Default::default(),
         }
@@ -101,42 +116,82 @@ impl Config {
     }
 }
 
+/// What the gateway needs that other roles configure too, passed in rather
+/// than declared in [`Config`] (so `bookmyseat all` declares `NATS_URL` once).
+#[derive(Clone, Debug)]
+pub struct Deps {
+    /// NATS server for live seat changes (`NATS_URL`).
+    pub nats_url: String,
+    /// Prefix of the seat-change subjects; empty in production, unique per
+    /// test (see `platform::nats::subject`).
+    pub subject_prefix: String,
+}
+
+impl Deps {
+    /// Production subjects on the NATS server at `nats_url`.
+    pub fn new(nats_url: impl Into<String>) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            subject_prefix: String::new(),
+        }
+    }
+}
+
 /// Everything a request handler needs, shared behind one `Arc`.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub catalog: CatalogClient,
+    pub seating: SeatingClient,
+    pub seat_events: SeatEvents,
     /// `PUBLIC_BASE_URL` without a trailing slash.
     pub public_base_url: String,
     pub config: Config,
+    /// Fires when the gateway stops; open event streams end on it.
+    pub shutdown: platform::Shutdown,
 }
 
 impl AppState {
-    /// Validates `config` and opens a lazy channel to the catalog (the gateway
-    /// may start before catalog does; calls fail with 503 until it is up).
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    /// Validates `config` and opens lazy channels to catalog and seating (the
+    /// gateway may start before they do; calls fail with 503 until they are
+    /// up). `nats` may still be connecting.
+    pub fn new(
+        config: Config,
+        nats: async_nats::Client,
+        subject_prefix: String,
+        shutdown: platform::Shutdown,
+    ) -> anyhow::Result<Self> {
         let public_base_url = config.public_base_url()?;
-        let channel = platform::grpc::channel(&config.catalog_url, "CATALOG_URL", &config.grpc)?;
+        let catalog = platform::grpc::channel(&config.catalog_url, "CATALOG_URL", &config.grpc)?;
+        let seating = platform::grpc::channel(&config.seating_url, "SEATING_URL", &config.grpc)?;
         Ok(Self {
-            catalog: CatalogClient::new(channel, public_base_url.clone()),
+            catalog: CatalogClient::new(catalog, public_base_url.clone()),
+            seating: SeatingClient::new(seating),
+            seat_events: SeatEvents::new(nats, subject_prefix),
             public_base_url,
             config,
+            shutdown,
         })
     }
 }
 
 /// Runs the gateway on `GATEWAY_HTTP_ADDR` until `shutdown` fires.
-pub async fn run(config: Config, shutdown: platform::Shutdown) -> anyhow::Result<()> {
+pub async fn run(config: Config, deps: Deps, shutdown: platform::Shutdown) -> anyhow::Result<()> {
     let listener = platform::grpc::bind(&config.gateway_http_addr, "GATEWAY_HTTP_ADDR").await?;
-    serve(listener, config, shutdown).await
+    serve(listener, config, deps, shutdown).await
 }
 
 /// Serves the gateway on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    deps: Deps,
     shutdown: platform::Shutdown,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(config).context("invalid gateway configuration")?;
+    // Connecting goes on in the background: pages work without NATS, and
+    // live updates start once it is reachable.
+    let nats = platform::nats::connect(&deps.nats_url).await?;
+    let state = AppState::new(config, nats, deps.subject_prefix, shutdown.clone())
+        .context("invalid gateway configuration")?;
     platform::http::serve(listener, router(state), shutdown, "gateway").await
 }
 

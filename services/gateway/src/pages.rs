@@ -1,33 +1,52 @@
-//! The HTML pages: home (films with filters), film, showtime, and the
+//! The HTML pages: home (films with filters), film, the seat page, and the
 //! generated posters they show.
 //!
-//! Handlers only parse the request, ask [`crate::catalog_client`], and hand
-//! the answer to a [`crate::views`] template; every failure becomes a
-//! [`PageError`], so visitors always get a page that says what went wrong.
+//! Handlers only parse the request, ask [`crate::catalog_client`] and
+//! [`crate::seating_client`], and hand the answers to a [`crate::views`]
+//! template; every failure becomes a [`PageError`], so visitors always get a
+//! page that says what went wrong.
+//!
+//! The seat page works without JavaScript: its seats are checkboxes in a
+//! form that posts to `/showtimes/{id}/hold`, which holds them and redirects
+//! back to `/showtimes/{id}?hold=<hold id>` (post/redirect/get), where the
+//! hold is shown with a "Release seats" form. A hold that fails (seats
+//! taken, a bad selection) shows the seat page again with the reason and the
+//! still-free seats kept selected. `static/seatmap.js` does the same over the
+//! JSON API and keeps the map live.
 
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Form;
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+use serde::Deserialize;
 
 use crate::AppState;
+use crate::dev_identity::{self, DevUser};
 use crate::error::{Error, PageError};
 use crate::film_filter::{FilmFilter, FilmListQuery, HOME_PAGE_SIZE};
 use crate::poster;
-use crate::views::{ChosenFilter, FilmDetailsPage, HomePage, ShowtimePage};
+use crate::seat_selection::SeatSelection;
+use crate::views::{ChosenFilter, FilmDetailsPage, HomePage, Notice, SeatPageState, ShowtimePage};
 
 /// The page routes, for [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
+    // The seat page and its forms need to know the visitor.
+    let seats = Router::new()
+        .route("/showtimes/{id}", get(showtime))
+        .route("/showtimes/{id}/hold", post(hold_seats))
+        .route("/showtimes/{id}/release", post(release_hold))
+        .route_layer(axum::middleware::from_fn(dev_identity::identify));
     Router::new()
         .route("/", get(home))
         .route("/films/{slug}", get(film))
-        .route("/showtimes/{id}", get(showtime))
         .route("/posters/{file}", get(poster))
+        .merge(seats)
 }
 
 /// `GET /`: films, filtered by genre, language and text, a page at a time.
@@ -66,14 +85,132 @@ async fn film(
     render(&FilmDetailsPage::new(&listing, &state.public_base_url))
 }
 
-/// `GET /showtimes/{id}`: a showtime's details and its screen's seat plan.
+/// The seat page's query: which hold to show (after a no-JS hold).
+#[derive(Debug, Default, Deserialize)]
+pub struct SeatPageQuery {
+    hold: Option<String>,
+}
+
+/// `GET /showtimes/{id}`: a showtime's details and its live seat plan.
 async fn showtime(
     State(state): State<Arc<AppState>>,
+    user: DevUser,
     id: Result<Path<String>, PathRejection>,
+    query: Result<Query<SeatPageQuery>, QueryRejection>,
 ) -> Result<Html<String>, PageError> {
     let Path(id) = id.map_err(Error::from)?;
-    let detail = state.catalog.showtime(&id).await?;
-    render(&ShowtimePage::new(&detail, &state.public_base_url))
+    let Query(query) = query.map_err(Error::from)?;
+    seat_page(&state, &id, &user, query.hold.as_deref(), &[], None)
+        .await
+        .map(|(_, html)| html)
+}
+
+/// `POST /showtimes/{id}/hold` (form field `seats`, repeated): holds the
+/// seats and shows them on the seat page, or shows why not.
+async fn hold_seats(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Path(id) = id.map_err(Error::from)?;
+    let Form(fields) = form.map_err(form_error)?;
+    let chosen: Vec<String> = fields
+        .into_iter()
+        .filter(|(name, _)| name == "seats")
+        .map(|(_, value)| value)
+        .collect();
+    let held = match SeatSelection::parse(&chosen) {
+        Ok(seats) => state.seating.hold(&id, &seats, &user).await,
+        Err(error) => Err(error),
+    };
+    match held {
+        Ok(hold) => Ok(
+            Redirect::to(&format!("/showtimes/{id}?hold={}#your-hold", hold.id)).into_response(),
+        ),
+        // Mistakes the visitor can fix on the same page: show it again.
+        Err(
+            error @ (Error::BadRequest(_) | Error::Conflict(_) | Error::SeatsUnavailable { .. }),
+        ) => {
+            let status = error.status();
+            let notice = Notice {
+                is_error: true,
+                message: error.message().to_owned(),
+            };
+            let (_, html) = seat_page(&state, &id, &user, None, &chosen, Some(notice)).await?;
+            Ok((status, html).into_response())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The release form's field.
+#[derive(Debug, Deserialize)]
+pub struct ReleaseForm {
+    hold_id: String,
+}
+
+/// `POST /showtimes/{id}/release`: lets the visitor's hold go.
+async fn release_hold(
+    State(state): State<Arc<AppState>>,
+    user: DevUser,
+    id: Result<Path<String>, PathRejection>,
+    form: Result<Form<ReleaseForm>, FormRejection>,
+) -> Result<Redirect, PageError> {
+    let Path(id) = id.map_err(Error::from)?;
+    let showtime_id = crate::catalog_client::parse_showtime_id(&id)?;
+    let Form(form) = form.map_err(form_error)?;
+    state.seating.release(&form.hold_id, &user).await?;
+    Ok(Redirect::to(&format!("/showtimes/{showtime_id}")))
+}
+
+fn form_error(rejection: FormRejection) -> Error {
+    Error::BadRequest(format!(
+        "The form could not be read: {}",
+        rejection.body_text()
+    ))
+}
+
+/// Renders the seat page: catalog's showtime (required) and seating's map
+/// (optional: without it the plan is drawn without availability).
+async fn seat_page(
+    state: &AppState,
+    id: &str,
+    user: &DevUser,
+    hold_id: Option<&str>,
+    selected: &[String],
+    notice: Option<Notice>,
+) -> Result<(StatusCode, Html<String>), PageError> {
+    let (detail, seats) =
+        tokio::join!(state.catalog.showtime(id), state.seating.seat_map(id, user));
+    let detail = detail?;
+    let seats = seats
+        .inspect_err(|error| {
+            tracing::warn!(%error, showtime = %id, "drawing the seat page without availability");
+        })
+        .ok();
+    // Only the visitor's own hold of this showtime is shown; anything else
+    // in `?hold=` is ignored rather than explained.
+    let hold = match hold_id {
+        Some(hold_id) if seats.is_some() => state
+            .seating
+            .hold_of(hold_id, user)
+            .await
+            .ok()
+            .filter(|hold| hold.showtime_id == detail.id),
+        _ => None,
+    };
+    let page = ShowtimePage::new(
+        &detail,
+        SeatPageState {
+            seats: seats.as_ref(),
+            hold: hold.as_ref(),
+            selected,
+            notice,
+        },
+        &state.public_base_url,
+    );
+    Ok((StatusCode::OK, render(&page)?))
 }
 
 /// `GET /posters/{slug}.svg`: the generated poster of a film.

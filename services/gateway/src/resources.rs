@@ -201,3 +201,123 @@ pub struct ShowtimeDetail {
     /// One price per seat category in the layout, cheapest first.
     pub prices: Vec<CategoryPrice>,
 }
+
+/// Where a seat stands for a showtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatState {
+    /// Anyone may hold it.
+    Available,
+    /// In someone's live hold (maybe the caller's: see `mine`).
+    Held,
+    /// Sold.
+    Booked,
+    /// Taken out of sale by staff.
+    Blocked,
+}
+
+impl SeatState {
+    /// The word used on the wire and in CSS classes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatState::Available => "available",
+            SeatState::Held => "held",
+            SeatState::Booked => "booked",
+            SeatState::Blocked => "blocked",
+        }
+    }
+}
+
+/// One seat of a showtime and its state.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Seat {
+    #[schema(example = "A1")]
+    pub label: String,
+    #[schema(example = "A")]
+    pub row: String,
+    #[schema(example = 1)]
+    pub number: u32,
+    #[schema(example = "standard")]
+    pub category: String,
+    pub state: SeatState,
+    /// Held by the caller's own live hold.
+    pub mine: bool,
+}
+
+/// Every seat of a showtime, front row first, with its state.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatMap {
+    #[schema(format = "uuid")]
+    pub showtime_id: String,
+    /// Grows with every change of this showtime's seats; live updates
+    /// (`/events`) with a version at or below it are already included.
+    pub version: u64,
+    pub seats: Vec<Seat>,
+}
+
+/// A seat in a hold.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HeldSeat {
+    #[schema(example = "A1")]
+    pub label: String,
+    #[schema(example = "standard")]
+    pub category: String,
+}
+
+/// Where a hold stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// The seats are the holder's until `held_until`.
+    Active,
+    /// `held_until` passed; the seats are free again.
+    Expired,
+    /// The holder let the seats go.
+    Released,
+    /// Paid for: the hold became a booking.
+    Converted,
+}
+
+/// Seats kept for one user for a while, so they can pay for them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Hold {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "uuid")]
+    pub showtime_id: String,
+    pub seats: Vec<HeldSeat>,
+    /// When the seats go back on sale unless paid for.
+    pub held_until: DateTime<Utc>,
+    pub status: HoldStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/showtimes/{id}/holds`.
+#[derive(Clone, Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Seat labels from the showtime's layout, each at most once.
+    #[schema(example = json!(["E6", "E7"]))]
+    pub seats: Vec<String>,
+}
+
+/// A change of one seat, as sent on the live event stream.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatChange {
+    #[schema(example = "E6")]
+    pub label: String,
+    pub state: SeatState,
+    /// The hold now holding the seat, when `held`; a page compares it with
+    /// its own hold to tell its seats from other people's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    pub hold_id: Option<String>,
+}
+
+/// The `seats` event of `/api/v1/showtimes/{id}/events`: seats that changed
+/// state, and the seat map's version after the change.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeatChanges {
+    pub version: u64,
+    pub changes: Vec<SeatChange>,
+}

@@ -8,8 +8,13 @@
 
 use askama::Template;
 
+use chrono::SecondsFormat;
+
 use crate::local_time;
-use crate::resources::{Facets, Film, FilmPage, FilmShowtimes, ShowtimeDetail};
+use crate::money::Money;
+use crate::resources::{
+    Facets, Film, FilmPage, FilmShowtimes, Hold, HoldStatus, SeatMap, ShowtimeDetail,
+};
 
 /// A film as a card in a list.
 #[derive(Clone, Debug)]
@@ -220,8 +225,21 @@ pub struct SeatCell {
     /// "A1"
     pub label: String,
     pub number: u32,
+    /// The category's colour class, "cat-1".
     pub class: String,
     pub category: String,
+    /// "₹250", or "not on sale".
+    pub price: String,
+    /// Minor units, for the page script's running total; 0 when not on sale.
+    pub price_minor: i64,
+    /// `available`, `mine`, `held`, `booked`, `blocked` or `unpriced`.
+    pub state: &'static str,
+    /// "Seat A1, Standard, ₹250": what a screen reader says before the state.
+    pub name: String,
+    /// The state in words: "available", "held by you", "sold", …
+    pub state_text: &'static str,
+    pub checked: bool,
+    pub disabled: bool,
 }
 
 /// One row of the seat plan.
@@ -231,10 +249,42 @@ pub struct RowView {
     pub cells: Vec<SeatCell>,
 }
 
-/// `GET /showtimes/{id}`.
+/// The caller's live hold, as the seat page shows it.
+#[derive(Clone, Debug)]
+pub struct HoldView {
+    pub id: String,
+    pub seats: String,
+    pub total: String,
+    /// RFC 3339 UTC, for the countdown.
+    pub held_until: String,
+    /// "18:42" on the cinema's clock.
+    pub held_until_local: String,
+}
+
+/// Something the seat page must tell the visitor first.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub is_error: bool,
+    pub message: String,
+}
+
+/// What the seat page knows about seats, beyond the layout.
+#[derive(Clone, Debug, Default)]
+pub struct SeatPageState<'a> {
+    /// The live seat map; `None` when seating could not be asked.
+    pub seats: Option<&'a SeatMap>,
+    /// The caller's hold, active or not, when the page was asked to show it.
+    pub hold: Option<&'a Hold>,
+    /// Seats to show as selected (a form sent back with an error).
+    pub selected: &'a [String],
+    pub notice: Option<Notice>,
+}
+
+/// `GET /showtimes/{id}`: the showtime and its live seat plan.
 #[derive(Template)]
 #[template(path = "showtime.html")]
 pub struct ShowtimePage {
+    pub showtime_id: String,
     pub film: FilmSummary,
     pub cinema_name: String,
     pub cinema_place: String,
@@ -246,13 +296,25 @@ pub struct ShowtimePage {
     pub time_zone: String,
     pub categories: Vec<CategoryView>,
     pub rows: Vec<RowView>,
+    pub first_row: String,
+    pub last_row: String,
+    /// Seats can be picked (seating answered).
+    pub live: bool,
+    pub version: u64,
+    pub currency: String,
+    pub hold: Option<HoldView>,
+    pub notice: Option<Notice>,
+    /// "2 seats: E6, E7" or the prompt when nothing is selected.
+    pub selection_text: String,
+    pub selection_total: String,
+    pub hold_button: &'static str,
 }
 
 /// How many colours the stylesheet has for seat categories.
 const CATEGORY_COLOURS: usize = 6;
 
 impl ShowtimePage {
-    pub fn new(detail: &ShowtimeDetail, base_url: &str) -> Self {
+    pub fn new(detail: &ShowtimeDetail, seat_state: SeatPageState<'_>, base_url: &str) -> Self {
         // Colours follow price order (cheapest first); a category in the
         // layout without a price still gets a colour of its own.
         let mut order: Vec<&str> = detail.prices.iter().map(|p| p.category.as_str()).collect();
@@ -265,19 +327,29 @@ impl ShowtimePage {
             let index = order.iter().position(|c| *c == category).unwrap_or(0);
             format!("cat-{}", index % CATEGORY_COLOURS + 1)
         };
+        let price_of = |category: &str| detail.prices.iter().find(|p| p.category == category);
+        let currency = detail
+            .prices
+            .first()
+            .map(|p| p.price.currency.clone())
+            .unwrap_or_else(|| "INR".to_owned());
         let categories = order
             .iter()
             .map(|category| CategoryView {
                 name: category_name(category),
                 class: class_of(category),
-                price: detail
-                    .prices
-                    .iter()
-                    .find(|p| p.category == *category)
+                price: price_of(category)
                     .map(|p| p.price.to_string())
                     .unwrap_or_else(|| "not on sale".to_owned()),
             })
             .collect();
+
+        let live_seats = seat_state.seats;
+        let hold = seat_state
+            .hold
+            .filter(|hold| hold.status == HoldStatus::Active);
+        let mut selected_total = 0i64;
+        let mut selected_labels = Vec::new();
         let aisles = &detail.screen.layout.aisles_after;
         let rows = detail
             .screen
@@ -287,14 +359,41 @@ impl ShowtimePage {
             .map(|row| {
                 let class = class_of(&row.category);
                 let category = category_name(&row.category);
+                let price = price_of(&row.category);
                 let mut cells = Vec::with_capacity(row.seats as usize + aisles.len());
                 for number in 1..=row.seats {
+                    let label = format!("{}{number}", row.label);
+                    let live =
+                        live_seats.and_then(|map| map.seats.iter().find(|s| s.label == label));
+                    let state = match (live, price) {
+                        (_, None) => "unpriced",
+                        (None, _) => "unknown",
+                        (Some(seat), _) if seat.mine => "mine",
+                        (Some(seat), _) => seat.state.as_str(),
+                    };
+                    let checked = state == "mine"
+                        || (state == "available" && seat_state.selected.contains(&label));
+                    let price_minor = price.map(|p| p.price.amount_minor).unwrap_or(0);
+                    if checked {
+                        selected_total += price_minor;
+                        selected_labels.push(label.clone());
+                    }
+                    let price_text = price
+                        .map(|p| p.price.to_string())
+                        .unwrap_or_else(|| "not on sale".to_owned());
                     cells.push(SeatCell {
                         is_aisle: false,
-                        label: format!("{}{number}", row.label),
+                        name: format!("Seat {label}, {category}, {price_text}"),
+                        label,
                         number,
                         class: class.clone(),
                         category: category.clone(),
+                        price: price_text,
+                        price_minor,
+                        state,
+                        state_text: state_text(state),
+                        checked,
+                        disabled: !matches!(state, "available" | "mine"),
                     });
                     if number < row.seats && aisles.contains(&number) {
                         cells.push(SeatCell {
@@ -303,6 +402,13 @@ impl ShowtimePage {
                             number: 0,
                             class: String::new(),
                             category: String::new(),
+                            price: String::new(),
+                            price_minor: 0,
+                            state: "",
+                            name: String::new(),
+                            state_text: "",
+                            checked: false,
+                            disabled: true,
                         });
                     }
                 }
@@ -312,7 +418,43 @@ impl ShowtimePage {
                 }
             })
             .collect();
+        let zone = local_time::zone(&detail.cinema.time_zone);
+        let hold_view = hold.map(|hold| HoldView {
+            id: hold.id.clone(),
+            seats: hold
+                .seats
+                .iter()
+                .map(|s| s.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            total: Money::new(
+                hold.seats
+                    .iter()
+                    .filter_map(|s| price_of(&s.category))
+                    .map(|p| p.price.amount_minor)
+                    .sum(),
+                currency.clone(),
+            )
+            .to_string(),
+            held_until: hold.held_until.to_rfc3339_opts(SecondsFormat::Secs, true),
+            held_until_local: local_time::time_of_day(&local_time::in_zone(hold.held_until, zone)),
+        });
+        let notice = seat_state.notice.or_else(|| match seat_state.hold {
+            Some(hold) if hold.status != HoldStatus::Active => Some(Notice {
+                is_error: false,
+                message: "Your hold has ended and its seats went back on sale. Pick seats to \
+                          hold them again."
+                    .to_owned(),
+            }),
+            _ => None,
+        });
+        let selection_text = match selected_labels.len() {
+            0 => "No seats selected yet.".to_owned(),
+            1 => format!("1 seat: {}", selected_labels[0]),
+            n => format!("{n} seats: {}", selected_labels.join(", ")),
+        };
         ShowtimePage {
+            showtime_id: detail.id.clone(),
             film: film_summary(&detail.film, base_url),
             cinema_name: detail.cinema.name.clone(),
             cinema_place: join_present(&[&detail.cinema.address, &detail.cinema.city]),
@@ -324,7 +466,46 @@ impl ShowtimePage {
             time_zone: detail.cinema.time_zone.clone(),
             categories,
             rows,
+            first_row: detail
+                .screen
+                .layout
+                .rows
+                .first()
+                .map(|r| r.label.clone())
+                .unwrap_or_default(),
+            last_row: detail
+                .screen
+                .layout
+                .rows
+                .last()
+                .map(|r| r.label.clone())
+                .unwrap_or_default(),
+            live: live_seats.is_some(),
+            version: live_seats.map(|map| map.version).unwrap_or(0),
+            selection_total: Money::new(selected_total, currency.clone()).to_string(),
+            currency,
+            hold_button: if hold_view.is_some() {
+                "Hold these seats instead"
+            } else {
+                "Hold seats"
+            },
+            hold: hold_view,
+            notice,
+            selection_text,
         }
+    }
+}
+
+/// What a screen reader says about a seat's state.
+fn state_text(state: &str) -> &'static str {
+    match state {
+        "available" => "available",
+        "mine" => "held by you",
+        "held" => "held by someone else",
+        "booked" => "sold",
+        "blocked" => "not on sale",
+        "unpriced" => "not on sale",
+        _ => "availability unknown",
     }
 }
 

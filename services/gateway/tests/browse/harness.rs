@@ -2,16 +2,18 @@
 
 use chrono::Utc;
 use serde_json::Value;
-use test_support::CatalogHandle;
+use test_support::{CatalogHandle, SeatingHandle};
 
-/// A gateway on port 0 in front of a real catalog with the demo programme.
+/// A gateway on port 0 in front of a real catalog with the demo programme
+/// (and, for seat tests, a real seating service).
 pub struct Gateway {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub http: reqwest::Client,
     shutdown: platform::Shutdown,
-    // Kept alive for the test's duration; dropping it stops catalog.
+    // Kept alive for the test's duration; dropping them stops the services.
     _catalog: Option<CatalogHandle>,
+    _seating: Option<SeatingHandle>,
 }
 
 impl Drop for Gateway {
@@ -21,23 +23,34 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// The demo programme, served through a fresh gateway.
+    /// The demo programme, served through a fresh gateway; seating is not
+    /// running, so seat pages show the plan without availability.
     pub async fn with_demo_programme() -> Gateway {
         let catalog = test_support::spawn_catalog_with_demo_programme(Utc::now()).await;
         let url = catalog.url.clone();
-        Self::start(url, Some(catalog)).await
+        Self::start(url, Some(catalog), None).await
+    }
+
+    /// The demo programme and a real seating service with subjects of its
+    /// own, served through a fresh gateway.
+    pub async fn with_seating() -> Gateway {
+        let catalog = test_support::spawn_catalog_with_demo_programme(Utc::now()).await;
+        let seating =
+            test_support::spawn_seating(&catalog.url, &test_support::events_prefix()).await;
+        let url = catalog.url.clone();
+        Self::start(url, Some(catalog), Some(seating)).await
     }
 
     /// A gateway whose catalog is not running at all.
     pub async fn without_catalog() -> Gateway {
-        // A port that was free a moment ago and has nobody listening now.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding port 0");
-        let address = listener.local_addr().expect("bound address");
-        drop(listener);
-        Self::start(format!("http://{address}"), None).await
+        Self::start(dead_url(), None, None).await
     }
 
-    async fn start(catalog_url: String, catalog: Option<CatalogHandle>) -> Gateway {
+    async fn start(
+        catalog_url: String,
+        catalog: Option<CatalogHandle>,
+        seating: Option<SeatingHandle>,
+    ) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding port 0");
@@ -45,11 +58,18 @@ impl Gateway {
         let url = format!("http://{address}");
         let config = gateway::Config {
             catalog_url,
+            seating_url: seating.as_ref().map_or_else(dead_url, |s| s.url.clone()),
             public_base_url: url.clone(),
             ..Default::default()
         };
+        let deps = gateway::Deps {
+            nats_url: test_support::nats_url(),
+            subject_prefix: seating
+                .as_ref()
+                .map_or_else(test_support::events_prefix, |s| s.prefix.clone()),
+        };
         let shutdown = platform::Shutdown::new();
-        tokio::spawn(gateway::serve(listener, config, shutdown.clone()));
+        tokio::spawn(gateway::serve(listener, config, deps, shutdown.clone()));
         Gateway {
             url,
             http: reqwest::Client::builder()
@@ -58,6 +78,7 @@ impl Gateway {
                 .expect("building an HTTP client"),
             shutdown,
             _catalog: catalog,
+            _seating: seating,
         }
     }
 
@@ -112,6 +133,69 @@ impl Gateway {
         assert!(page["next_page_token"].is_null(), "the demo fits one page");
         page["films"].as_array().expect("films").clone()
     }
+}
+
+impl Gateway {
+    /// A request to `path` as the development user `user`.
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-dev-user", user)
+    }
+
+    /// `POST /api/v1/showtimes/{showtime}/holds` as `user`: status and body.
+    pub async fn hold(&self, showtime: &str, user: &str, seats: &[&str]) -> (u16, Value) {
+        let response = self
+            .as_user(
+                reqwest::Method::POST,
+                &format!("/api/v1/showtimes/{showtime}/holds"),
+                user,
+            )
+            .json(&serde_json::json!({ "seats": seats }))
+            .send()
+            .await
+            .expect("POST holds");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// `GET /api/v1/showtimes/{showtime}/seats` as `user`.
+    pub async fn seat_map(&self, showtime: &str, user: &str) -> Value {
+        let response = self
+            .as_user(
+                reqwest::Method::GET,
+                &format!("/api/v1/showtimes/{showtime}/seats"),
+                user,
+            )
+            .send()
+            .await
+            .expect("GET seats");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON body")
+    }
+}
+
+/// The seat `label` of a seat map.
+pub fn seat<'a>(map: &'a Value, label: &str) -> &'a Value {
+    map["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .find(|seat| seat["label"] == label)
+        .unwrap_or_else(|| panic!("no seat {label}"))
+}
+
+/// A URL where nobody listens: a port that was free a moment ago.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    let address = listener.local_addr().expect("bound address");
+    drop(listener);
+    format!("http://{address}")
 }
 
 /// A response header as text ("" when absent).

@@ -228,7 +228,7 @@ async fn trailer_button_appears_only_for_films_with_a_trailer() {
 }
 
 #[tokio::test]
-async fn showtime_page_draws_the_seat_plan_of_the_classic_screen() {
+async fn showtime_page_draws_the_plan_even_when_seating_is_down() {
     let gateway = Gateway::with_demo_programme().await;
     let (id, film) = crate::harness::classic_showtime(&gateway).await;
     let html = gateway.page(&format!("/showtimes/{id}"), 200).await;
@@ -245,7 +245,8 @@ async fn showtime_page_draws_the_seat_plan_of_the_classic_screen() {
     assert!(html.contains("class=\"swatch cat-1\""), "a legend");
     assert!(html.contains("₹"));
     assert!(
-        html.contains("seat selection is coming soon"),
-        "the page says seats cannot be booked yet"
+        html.contains("Seat availability can't be shown right now"),
+        "the page says seats cannot be picked at the moment"
     );
+    assert!(!html.contains("type=\"checkbox\""), "no seat can be picked");
 }

@@ -1,0 +1,261 @@
+//! The gateway's view of the seating service: seat maps and holds.
+//!
+//! As with [`crate::catalog_client`], handlers never see prost types: the
+//! calls here turn seating's answers into [`crate::resources`] once, and its
+//! failures into [`Error`]s (a FAILED_PRECONDITION carrying
+//! `SeatsUnavailable` becomes [`Error::SeatsUnavailable`] in
+//! [`crate::error`]). Every call names the caller (the [`DevUser`] for now),
+//! because seating decides who owns a hold.
+
+use chrono::{DateTime, Utc};
+use proto::seating::v1 as pb;
+use proto::seating::v1::seating_service_client::SeatingServiceClient;
+use tonic::transport::Channel;
+
+use crate::catalog_client::parse_showtime_id;
+use crate::dev_identity::DevUser;
+use crate::error::Error;
+use crate::resources::{HeldSeat, Hold, HoldStatus, Seat, SeatMap, SeatState};
+use crate::seat_selection::SeatSelection;
+
+/// A cheap-to-clone handle on the seating service.
+#[derive(Clone, Debug)]
+pub struct SeatingClient {
+    client: SeatingServiceClient<Channel>,
+}
+
+impl SeatingClient {
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            client: SeatingServiceClient::new(channel),
+        }
+    }
+
+    /// Every seat of a showtime with its state, the caller's own held seats
+    /// marked.
+    pub async fn seat_map(&self, showtime_id: &str, user: &DevUser) -> Result<SeatMap, Error> {
+        let showtime_id = parse_showtime_id(showtime_id)?;
+        let map = self
+            .client
+            .clone()
+            .get_seat_map(pb::GetSeatMapRequest {
+                showtime_id: showtime_id.to_string(),
+                user_id: user.id().to_owned(),
+            })
+            .await
+            .map_err(showtime_error)?
+            .into_inner();
+        Ok(SeatMap {
+            showtime_id: map.showtime_id,
+            version: map.version,
+            seats: map
+                .seats
+                .into_iter()
+                .map(|seat| {
+                    Ok(Seat {
+                        state: seat_state(seat.state())?,
+                        label: seat.label,
+                        row: seat.row,
+                        number: seat.number,
+                        category: seat.category,
+                        mine: seat.held_by_caller,
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
+        })
+    }
+
+    /// Holds every seat of `seats` for `user`, or none of them.
+    pub async fn hold(
+        &self,
+        showtime_id: &str,
+        seats: &SeatSelection,
+        user: &DevUser,
+    ) -> Result<Hold, Error> {
+        let showtime_id = parse_showtime_id(showtime_id)?;
+        let hold = self
+            .client
+            .clone()
+            .hold_seats(pb::HoldSeatsRequest {
+                showtime_id: showtime_id.to_string(),
+                seats: seats.labels().map(str::to_owned).collect(),
+                user_id: user.id().to_owned(),
+            })
+            .await
+            .map_err(showtime_error)?
+            .into_inner();
+        hold_resource(hold)
+    }
+
+    /// Lets the seats of the caller's hold go.
+    pub async fn release(&self, hold_id: &str, user: &DevUser) -> Result<(), Error> {
+        let hold_id = parse_hold_id(hold_id)?;
+        self.client
+            .clone()
+            .release_hold(pb::ReleaseHoldRequest {
+                hold_id: hold_id.to_string(),
+                user_id: user.id().to_owned(),
+            })
+            .await
+            .map_err(hold_error)?;
+        Ok(())
+    }
+
+    /// One of the caller's holds; someone else's is refused.
+    pub async fn hold_of(&self, hold_id: &str, user: &DevUser) -> Result<Hold, Error> {
+        let hold_id = parse_hold_id(hold_id)?;
+        let hold = self
+            .client
+            .clone()
+            .get_hold(pb::GetHoldRequest {
+                hold_id: hold_id.to_string(),
+            })
+            .await
+            .map_err(hold_error)?
+            .into_inner();
+        if hold.user_id != user.id() {
+            return Err(not_your_hold());
+        }
+        hold_resource(hold)
+    }
+}
+
+fn parse_hold_id(text: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(text.trim())
+        .map_err(|_| Error::BadRequest("That is not a hold id; hold ids are UUIDs.".to_owned()))
+}
+
+fn not_your_hold() -> Error {
+    Error::Forbidden("That hold belongs to someone else.".to_owned())
+}
+
+fn showtime_error(status: tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::NotFound => {
+            Error::NotFound("There is no such showtime; it may have been withdrawn.".to_owned())
+        }
+        _ => status.into(),
+    }
+}
+
+fn hold_error(status: tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::NotFound => Error::NotFound("There is no such hold.".to_owned()),
+        tonic::Code::PermissionDenied => not_your_hold(),
+        _ => status.into(),
+    }
+}
+
+fn seat_state(state: pb::SeatState) -> Result<SeatState, Error> {
+    match state {
+        pb::SeatState::Available => Ok(SeatState::Available),
+        pb::SeatState::Held => Ok(SeatState::Held),
+        pb::SeatState::Booked => Ok(SeatState::Booked),
+        pb::SeatState::Blocked => Ok(SeatState::Blocked),
+        pb::SeatState::Unspecified => Err(malformed("seat.state")),
+    }
+}
+
+/// A seat state as `events.v1.SeatChange` spells it.
+pub fn seat_state_word(word: &str) -> Option<SeatState> {
+    match word {
+        "available" => Some(SeatState::Available),
+        "held" => Some(SeatState::Held),
+        "booked" => Some(SeatState::Booked),
+        "blocked" => Some(SeatState::Blocked),
+        _ => None,
+    }
+}
+
+fn hold_resource(hold: pb::Hold) -> Result<Hold, Error> {
+    let status = match hold.status() {
+        pb::HoldStatus::Active => HoldStatus::Active,
+        pb::HoldStatus::Expired => HoldStatus::Expired,
+        pb::HoldStatus::Released => HoldStatus::Released,
+        pb::HoldStatus::Converted => HoldStatus::Converted,
+        pb::HoldStatus::Unspecified => return Err(malformed("hold.status")),
+    };
+    Ok(Hold {
+        held_until: instant(hold.held_until, "hold.held_until")?,
+        created_at: instant(hold.created_at, "hold.created_at")?,
+        id: hold.id,
+        showtime_id: hold.showtime_id,
+        seats: hold
+            .seats
+            .into_iter()
+            .map(|seat| HeldSeat {
+                label: seat.label,
+                category: seat.category,
+            })
+            .collect(),
+        status,
+    })
+}
+
+fn instant(timestamp: Option<prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>, Error> {
+    timestamp
+        .as_ref()
+        .and_then(proto::time::from_timestamp)
+        .ok_or_else(|| malformed(field))
+}
+
+fn malformed(field: &str) -> Error {
+    tracing::error!(field, "seating sent a message without a required field");
+    Error::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_become_resources_and_nonsense_is_refused() {
+        let now = Utc::now();
+        let hold = pb::Hold {
+            id: "h1".to_owned(),
+            showtime_id: "s1".to_owned(),
+            user_id: "u1".to_owned(),
+            seats: vec![pb::HeldSeat {
+                label: "A1".to_owned(),
+                category: "standard".to_owned(),
+            }],
+            held_until: Some(proto::time::to_timestamp(now)),
+            status: pb::HoldStatus::Active as i32,
+            created_at: Some(proto::time::to_timestamp(now)),
+        };
+        let resource = hold_resource(hold.clone()).unwrap();
+        assert_eq!(resource.status, HoldStatus::Active);
+        assert_eq!(resource.held_until, now);
+        assert_eq!(resource.seats[0].label, "A1");
+
+        let undated = pb::Hold {
+            held_until: None,
+            ..hold.clone()
+        };
+        assert!(matches!(hold_resource(undated), Err(Error::Internal(_))));
+        let unspecified = pb::Hold { status: 0, ..hold };
+        assert!(matches!(
+            hold_resource(unspecified),
+            Err(Error::Internal(_))
+        ));
+    }
+
+    #[test]
+    fn event_state_words_are_understood() {
+        for state in [
+            SeatState::Available,
+            SeatState::Held,
+            SeatState::Booked,
+            SeatState::Blocked,
+        ] {
+            assert_eq!(seat_state_word(state.as_str()), Some(state));
+        }
+        assert_eq!(seat_state_word("sold"), None);
+    }
+
+    #[test]
+    fn malformed_hold_ids_are_bad_requests() {
+        assert!(matches!(parse_hold_id("42"), Err(Error::BadRequest(_))));
+        assert!(parse_hold_id("6f1c2b9e-8f3a-4c1d-9b7e-2a5d4c3b2a10").is_ok());
+    }
+}

@@ -1,0 +1,112 @@
+//! Where seating's inventory comes from: the first time a showtime is used,
+//! its film, cinema, screen and layout are read from catalog
+//! (`GetShowtime`) and stored as seating's own snapshot ([`Inventory::showtime`]).
+//!
+//! A snapshot, not a live view: seating must answer (and keep its seats
+//! consistent) while catalog is down, and catalog forbids changing a layout
+//! while showtimes are scheduled on the screen, so the seats cannot drift.
+//! Materialising is idempotent (`INSERT … ON CONFLICT DO NOTHING`), so two
+//! replicas racing on a new showtime both end with the same rows.
+
+use proto::catalog::v1 as catalog_pb;
+use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use proto::time::from_timestamp;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::domain::SeatingError;
+use crate::store::{self, SeatSpec, Showtime};
+
+/// Showtimes as seating knows them, materialised on first use.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    pool: PgPool,
+    catalog: CatalogServiceClient<Channel>,
+}
+
+impl Inventory {
+    pub fn new(pool: PgPool, catalog: Channel) -> Self {
+        Self {
+            pool,
+            catalog: CatalogServiceClient::new(catalog),
+        }
+    }
+
+    /// The showtime, fetched from catalog and stored if seating has not seen
+    /// it yet.
+    pub async fn showtime(&self, id: Uuid) -> Result<Showtime, SeatingError> {
+        if let Some(showtime) = store::get_showtime(&self.pool, id).await? {
+            return Ok(showtime);
+        }
+        let detail = self
+            .catalog
+            .clone()
+            .get_showtime(catalog_pb::GetShowtimeRequest {
+                showtime_id: id.to_string(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound | tonic::Code::InvalidArgument => {
+                    SeatingError::not_found("showtime", id)
+                }
+                _ => SeatingError::CatalogUnavailable(status.message().to_owned()),
+            })?
+            .into_inner();
+        let (showtime, seats) = snapshot(id, detail)?;
+        store::materialise(&self.pool, &showtime, &seats).await?;
+        store::get_showtime(&self.pool, id)
+            .await?
+            .ok_or_else(|| SeatingError::not_found("showtime", id))
+    }
+}
+
+/// Seating's copy of a showtime and its seats, front row first.
+fn snapshot(
+    id: Uuid,
+    detail: catalog_pb::ShowtimeDetail,
+) -> Result<(Showtime, Vec<SeatSpec>), SeatingError> {
+    let incomplete = |what: &str| {
+        SeatingError::CatalogUnavailable(format!("catalog's showtime {id} has no {what}"))
+    };
+    let showtime = detail.showtime.ok_or_else(|| incomplete("showtime"))?;
+    let film = detail.film.ok_or_else(|| incomplete("film"))?;
+    let cinema = detail.cinema.ok_or_else(|| incomplete("cinema"))?;
+    let screen = detail.screen.ok_or_else(|| incomplete("screen"))?;
+    let layout = screen.layout.ok_or_else(|| incomplete("layout"))?;
+    let starts_at = showtime
+        .starts_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .ok_or_else(|| incomplete("start time"))?;
+    let film_id = Uuid::parse_str(&film.id).map_err(|_| incomplete("film id"))?;
+    let seats: Vec<SeatSpec> = layout
+        .rows
+        .iter()
+        .flat_map(|row| {
+            (1..=row.seats).map(move |number| SeatSpec {
+                label: format!("{}{number}", row.label),
+                row_label: row.label.clone(),
+                number: number as i32,
+                category: row.category.clone(),
+            })
+        })
+        .collect();
+    if seats.is_empty() {
+        return Err(incomplete("seats"));
+    }
+    let showtime = Showtime {
+        id,
+        film_id,
+        film_title: film.title,
+        poster_url: film.poster_url,
+        cinema_name: cinema.name,
+        cinema_time_zone: cinema.time_zone,
+        screen_name: screen.name,
+        starts_at,
+        currency: showtime.currency,
+        capacity: seats.len() as i32,
+        version: 0,
+    };
+    Ok((showtime, seats))
+}

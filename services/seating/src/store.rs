@@ -1,0 +1,930 @@
+//! All of seating's SQL.
+//!
+//! Two rules keep a seat from being held or sold twice, with any number of
+//! replicas on one database:
+//!
+//! 1. **Ownership changes only through conditional updates.** A seat is taken
+//!    by one `UPDATE seats … WHERE <the seat is free> … RETURNING label`; if
+//!    fewer rows come back than were asked for, the transaction is rolled
+//!    back and nothing changed. "Free" is computed from `held_until` against
+//!    the request's clock, so an expired hold frees its seats even when no
+//!    sweeper has run.
+//! 2. **Every writing transaction first bumps its showtime's `version`**
+//!    ([`lock_showtime`]). That row lock orders the writers of one showtime:
+//!    seat rows are then never locked in conflicting orders (no deadlocks),
+//!    a user's "replace my previous hold" sees the previous hold committed,
+//!    and the version published with `SeatsChanged` matches the commit order.
+//!    Showtimes do not contend with each other.
+//!
+//! Reads run at READ COMMITTED; the seat map reads the version before the
+//! seats, so a map is never older than the version it carries.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire as _, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{HoldStatus, SeatState, SeatingError, new_booking_reference};
+
+/// What seating keeps of a showtime from catalog.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Showtime {
+    pub id: Uuid,
+    pub film_id: Uuid,
+    pub film_title: String,
+    pub poster_url: String,
+    pub cinema_name: String,
+    pub cinema_time_zone: String,
+    pub screen_name: String,
+    pub starts_at: DateTime<Utc>,
+    pub currency: String,
+    pub capacity: i32,
+    pub version: i64,
+}
+
+/// One seat of a layout, as materialised.
+#[derive(Clone, Debug)]
+pub struct SeatSpec {
+    pub label: String,
+    pub row_label: String,
+    pub number: i32,
+    pub category: String,
+}
+
+/// One seat as the seat map shows it.
+#[derive(Clone, Debug)]
+pub struct SeatView {
+    pub label: String,
+    pub row_label: String,
+    pub number: i32,
+    pub category: String,
+    pub state: SeatState,
+    pub held_by_caller: bool,
+}
+
+/// A hold with its seats (label, category) in the order asked for.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    pub id: Uuid,
+    pub showtime_id: Uuid,
+    pub user_id: String,
+    pub seats: Vec<(String, String)>,
+    pub held_until: DateTime<Utc>,
+    pub status: HoldStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Hold {
+    /// The status a caller sees: an active hold past its time has expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> HoldStatus {
+        match self.status {
+            HoldStatus::Active if self.held_until <= now => HoldStatus::Expired,
+            status => status,
+        }
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        self.seats.iter().map(|(label, _)| label.clone()).collect()
+    }
+}
+
+/// A confirmed booking with what a ticket shows.
+#[derive(Clone, Debug)]
+pub struct Booking {
+    pub id: Uuid,
+    pub reference: String,
+    pub checkout_id: String,
+    pub user_id: String,
+    pub user_email: String,
+    pub showtime: Showtime,
+    pub seats: Vec<(String, String)>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub refunded: bool,
+    pub booked_at: DateTime<Utc>,
+}
+
+/// Seats whose state changed in one commit, and the version after it.
+#[derive(Clone, Debug, Default)]
+pub struct SeatChanges {
+    pub showtime_id: Uuid,
+    pub version: i64,
+    /// (label, new state, holding hold)
+    pub seats: Vec<(String, SeatState, Option<Uuid>)>,
+}
+
+impl SeatChanges {
+    fn new(showtime_id: Uuid, version: i64) -> Self {
+        Self {
+            showtime_id,
+            version,
+            seats: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: &[String], state: SeatState, hold: Option<Uuid>) {
+        self.seats
+            .extend(labels.iter().map(|l| (l.clone(), state, hold)));
+    }
+}
+
+// ---------------------------------------------------------------- showtimes
+
+pub async fn get_showtime(pool: &PgPool, id: Uuid) -> Result<Option<Showtime>, SeatingError> {
+    Ok(sqlx::query_as::<_, Showtime>(
+        "SELECT id, film_id, film_title, poster_url, cinema_name, cinema_time_zone, \
+                screen_name, starts_at, currency, capacity, version \
+         FROM showtimes WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Stores a showtime and its seats unless they exist. Idempotent and safe to
+/// race: the loser's inserts do nothing.
+pub async fn materialise(
+    pool: &PgPool,
+    showtime: &Showtime,
+    seats: &[SeatSpec],
+) -> Result<(), SeatingError> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO showtimes (id, film_id, film_title, poster_url, cinema_name, \
+             cinema_time_zone, screen_name, starts_at, currency, capacity) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(showtime.id)
+    .bind(showtime.film_id)
+    .bind(&showtime.film_title)
+    .bind(&showtime.poster_url)
+    .bind(&showtime.cinema_name)
+    .bind(&showtime.cinema_time_zone)
+    .bind(&showtime.screen_name)
+    .bind(showtime.starts_at)
+    .bind(&showtime.currency)
+    .bind(showtime.capacity)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        let labels: Vec<&str> = seats.iter().map(|s| s.label.as_str()).collect();
+        let rows: Vec<&str> = seats.iter().map(|s| s.row_label.as_str()).collect();
+        let numbers: Vec<i32> = seats.iter().map(|s| s.number).collect();
+        let categories: Vec<&str> = seats.iter().map(|s| s.category.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO seats (showtime_id, label, row_label, number, category, sort_order) \
+             SELECT $1, label, row_label, number, category, ordinality::integer \
+             FROM unnest($2::text[], $3::text[], $4::integer[], $5::text[]) \
+                  WITH ORDINALITY AS s(label, row_label, number, category, ordinality)",
+        )
+        .bind(showtime.id)
+        .bind(&labels)
+        .bind(&rows)
+        .bind(&numbers)
+        .bind(&categories)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Locks the showtime's row for this transaction and bumps its version (see
+/// the module comment). Returns the new version.
+pub async fn lock_showtime(
+    connection: &mut PgConnection,
+    showtime_id: Uuid,
+) -> Result<i64, SeatingError> {
+    sqlx::query_scalar("UPDATE showtimes SET version = version + 1 WHERE id = $1 RETURNING version")
+        .bind(showtime_id)
+        .fetch_optional(connection)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("showtime", showtime_id))
+}
+
+/// The labels among `labels` that are not seats of the showtime.
+pub async fn unknown_labels(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    labels: &[String],
+) -> Result<Vec<String>, SeatingError> {
+    Ok(sqlx::query_scalar(
+        "SELECT l.label FROM unnest($2::text[]) WITH ORDINALITY AS l(label, i) \
+         WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.showtime_id = $1 AND s.label = l.label) \
+         ORDER BY l.i",
+    )
+    .bind(showtime_id)
+    .bind(labels)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Every seat with its state at `now`, and the map's version.
+pub async fn seat_map(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    caller: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(i64, Vec<SeatView>), SeatingError> {
+    // Version first: the seats read next are at least that new.
+    let version: i64 = sqlx::query_scalar("SELECT version FROM showtimes WHERE id = $1")
+        .bind(showtime_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("showtime", showtime_id))?;
+    let rows = sqlx::query_as::<_, (String, String, i32, String, String, bool)>(
+        "SELECT s.label, s.row_label, s.number, s.category, \
+                CASE WHEN s.booking_id IS NOT NULL THEN 'booked' \
+                     WHEN s.blocked THEN 'blocked' \
+                     WHEN s.held_until > $2 THEN 'held' \
+                     ELSE 'available' END, \
+                COALESCE(s.booking_id IS NULL AND NOT s.blocked AND s.held_until > $2 \
+                         AND h.user_id = $3, false) \
+         FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
+         WHERE s.showtime_id = $1 ORDER BY s.sort_order",
+    )
+    .bind(showtime_id)
+    .bind(now)
+    .bind(caller)
+    .fetch_all(pool)
+    .await?;
+    let seats = rows
+        .into_iter()
+        .map(
+            |(label, row_label, number, category, state, held_by_caller)| SeatView {
+                label,
+                row_label,
+                number,
+                category,
+                state: SeatState::parse(&state),
+                held_by_caller,
+            },
+        )
+        .collect();
+    Ok((version, seats))
+}
+
+// ---------------------------------------------------------------- holds
+
+/// What a hold request came to.
+#[derive(Debug)]
+pub enum HoldOutcome {
+    Held {
+        hold: Hold,
+        changes: SeatChanges,
+    },
+    /// Nothing changed; these seats are held, booked or blocked.
+    Unavailable(Vec<String>),
+}
+
+/// Holds every seat in `labels` for `user_id` until `held_until`, replacing
+/// the user's previous hold on the showtime, or changes nothing.
+pub async fn hold_seats(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    user_id: &str,
+    labels: &[String],
+    now: DateTime<Utc>,
+    held_until: DateTime<Utc>,
+) -> Result<HoldOutcome, SeatingError> {
+    let mut tx = pool.begin().await?;
+    let version = lock_showtime(&mut tx, showtime_id).await?;
+
+    // The user's previous hold ends here (replaced, or found expired). Its
+    // seats may be taken again by the new hold in the statement below.
+    let previous: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE holds SET status = CASE WHEN held_until <= $3 THEN 'expired' ELSE 'released' END, \
+                          ended_at = $3 \
+         WHERE showtime_id = $1 AND user_id = $2 AND status = 'active' RETURNING id",
+    )
+    .bind(showtime_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let hold_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+    )
+    .bind(hold_id)
+    .bind(showtime_id)
+    .bind(user_id)
+    .bind(labels)
+    .bind(held_until)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+
+    // THE hold: one conditional statement takes every requested seat that is
+    // free (never booked, not blocked, not held by a live hold other than
+    // the user's own previous one) — all of them or, after the rollback
+    // below, none.
+    let taken: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET hold_id = $3, held_until = $4 \
+         WHERE showtime_id = $1 AND label = ANY($2) \
+           AND booking_id IS NULL AND NOT blocked \
+           AND (hold_id IS NULL OR held_until <= $5 OR hold_id = ANY($6)) \
+         RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(labels)
+    .bind(hold_id)
+    .bind(held_until)
+    .bind(now)
+    .bind(&previous)
+    .fetch_all(&mut *tx)
+    .await?;
+    if taken.len() < labels.len() {
+        tx.rollback().await?;
+        let unavailable = labels
+            .iter()
+            .filter(|l| !taken.contains(l))
+            .cloned()
+            .collect();
+        return Ok(HoldOutcome::Unavailable(unavailable));
+    }
+
+    // Seats of the replaced hold that the new one did not take again.
+    let freed: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL \
+         RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(&previous)
+    .fetch_all(&mut *tx)
+    .await?;
+    let hold = get_hold_in(&mut tx, hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    tx.commit().await?;
+
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(labels, SeatState::Held, Some(hold_id));
+    changes.push(&freed, SeatState::Available, None);
+    Ok(HoldOutcome::Held { hold, changes })
+}
+
+const HOLD_SELECT: &str = "SELECT h.id, h.showtime_id, h.user_id, h.labels, \
+        ARRAY(SELECT s.category FROM unnest(h.labels) WITH ORDINALITY AS l(label, i) \
+              JOIN seats s ON s.showtime_id = h.showtime_id AND s.label = l.label \
+              ORDER BY l.i) AS categories, \
+        h.held_until, h.status, h.created_at \
+     FROM holds h WHERE h.id = $1";
+
+type HoldRow = (
+    Uuid,
+    Uuid,
+    String,
+    Vec<String>,
+    Vec<String>,
+    DateTime<Utc>,
+    String,
+    DateTime<Utc>,
+);
+
+fn hold_from_row(row: HoldRow) -> Hold {
+    let (id, showtime_id, user_id, labels, categories, held_until, status, created_at) = row;
+    Hold {
+        id,
+        showtime_id,
+        user_id,
+        seats: labels.into_iter().zip(categories).collect(),
+        held_until,
+        status: HoldStatus::parse(&status),
+        created_at,
+    }
+}
+
+async fn get_hold_in(
+    connection: &mut PgConnection,
+    hold_id: Uuid,
+) -> Result<Option<Hold>, SeatingError> {
+    Ok(sqlx::query_as::<_, HoldRow>(HOLD_SELECT)
+        .bind(hold_id)
+        .fetch_optional(connection)
+        .await?
+        .map(hold_from_row))
+}
+
+pub async fn get_hold(pool: &PgPool, hold_id: Uuid) -> Result<Option<Hold>, SeatingError> {
+    let mut connection = pool.acquire().await?;
+    get_hold_in(&mut connection, hold_id).await
+}
+
+/// The showtime a hold belongs to, read without locks (to know which
+/// showtime row to lock first).
+async fn hold_showtime(
+    connection: &mut PgConnection,
+    hold_id: Uuid,
+) -> Result<Option<Uuid>, SeatingError> {
+    Ok(
+        sqlx::query_scalar("SELECT showtime_id FROM holds WHERE id = $1")
+            .bind(hold_id)
+            .fetch_optional(connection)
+            .await?,
+    )
+}
+
+/// Ends an active hold (released by its owner, or its checkout expired) and
+/// frees its seats. `owner`: refuse unless the hold is this user's. A hold
+/// that is no longer active is left as it is (`None`): releasing is
+/// idempotent.
+pub async fn release_hold(
+    connection: &mut PgConnection,
+    hold_id: Uuid,
+    owner: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<SeatChanges>, SeatingError> {
+    let mut tx = connection.begin().await?;
+    let showtime_id = hold_showtime(&mut tx, hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    let version = lock_showtime(&mut tx, showtime_id).await?;
+    let (user_id, status): (String, String) =
+        sqlx::query_as("SELECT user_id, status FROM holds WHERE id = $1")
+            .bind(hold_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if owner.is_some_and(|owner| owner != user_id) {
+        return Err(SeatingError::NotHoldOwner);
+    }
+    if HoldStatus::parse(&status) != HoldStatus::Active {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE holds SET status = CASE WHEN held_until <= $2 THEN 'expired' ELSE 'released' END, \
+                          ended_at = $2 WHERE id = $1",
+    )
+    .bind(hold_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let freed: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(hold_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(&freed, SeatState::Available, None);
+    Ok(Some(changes))
+}
+
+/// Moves a live hold's expiry to `until` (never earlier). Only its owner may;
+/// a hold that has ended or expired cannot be revived.
+pub async fn extend_hold(
+    pool: &PgPool,
+    hold_id: Uuid,
+    owner: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Hold, SeatingError> {
+    let mut tx = pool.begin().await?;
+    let showtime_id = hold_showtime(&mut tx, hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    lock_showtime(&mut tx, showtime_id).await?;
+    let hold = get_hold_in(&mut tx, hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    if hold.user_id != owner {
+        return Err(SeatingError::NotHoldOwner);
+    }
+    if hold.status_at(now) != HoldStatus::Active {
+        return Err(SeatingError::FailedPrecondition(
+            "the hold has expired or ended; choose the seats again".into(),
+        ));
+    }
+    let until = until.max(hold.held_until);
+    sqlx::query("UPDATE holds SET held_until = $2 WHERE id = $1")
+        .bind(hold_id)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE seats SET held_until = $2 WHERE hold_id = $1 AND booking_id IS NULL")
+        .bind(hold_id)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+    let hold = get_hold_in(&mut tx, hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    tx.commit().await?;
+    Ok(hold)
+}
+
+// ---------------------------------------------------------------- sweeper
+
+/// Showtimes that have active holds past their time.
+pub async fn showtimes_with_expired_holds(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, SeatingError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT showtime_id FROM holds \
+         WHERE status = 'active' AND held_until <= $1 LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// When the next active hold expires.
+pub async fn next_expiry(pool: &PgPool) -> Result<Option<DateTime<Utc>>, SeatingError> {
+    Ok(
+        sqlx::query_scalar("SELECT min(held_until) FROM holds WHERE status = 'active'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Marks one showtime's expired holds and clears their seats. `None` when
+/// another replica (or a new hold) got there first.
+pub async fn expire_holds(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<SeatChanges>, SeatingError> {
+    let mut tx = pool.begin().await?;
+    let version = lock_showtime(&mut tx, showtime_id).await?;
+    let expired: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE holds SET status = 'expired', ended_at = $2 \
+         WHERE showtime_id = $1 AND status = 'active' AND held_until <= $2 RETURNING id",
+    )
+    .bind(showtime_id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    if expired.is_empty() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let freed: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(&expired)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(&freed, SeatState::Available, None);
+    Ok(Some(changes))
+}
+
+// ---------------------------------------------------------------- staff
+
+/// Blocks seats (idempotent for seats already blocked), or changes nothing
+/// when any of them is held or booked.
+pub async fn block_seats(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    labels: &[String],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<SeatChanges, Vec<String>>, SeatingError> {
+    let mut tx = pool.begin().await?;
+    let version = lock_showtime(&mut tx, showtime_id).await?;
+    let blocked: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET blocked = true, block_reason = $3, hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND label = ANY($2) AND booking_id IS NULL \
+           AND (hold_id IS NULL OR held_until <= $4) \
+         RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(labels)
+    .bind(reason)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    if blocked.len() < labels.len() {
+        tx.rollback().await?;
+        return Ok(Err(labels
+            .iter()
+            .filter(|l| !blocked.contains(l))
+            .cloned()
+            .collect()));
+    }
+    tx.commit().await?;
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(labels, SeatState::Blocked, None);
+    Ok(Ok(changes))
+}
+
+/// Puts blocked seats back on sale; seats that were not blocked are ignored.
+pub async fn unblock_seats(
+    pool: &PgPool,
+    showtime_id: Uuid,
+    labels: &[String],
+) -> Result<SeatChanges, SeatingError> {
+    let mut tx = pool.begin().await?;
+    let version = lock_showtime(&mut tx, showtime_id).await?;
+    let unblocked: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET blocked = false, block_reason = '' \
+         WHERE showtime_id = $1 AND label = ANY($2) AND blocked RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(labels)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut changes = SeatChanges::new(showtime_id, version);
+    // A blocked seat cannot be held or booked, so it is available now.
+    changes.push(&unblocked, SeatState::Available, None);
+    Ok(changes)
+}
+
+// ---------------------------------------------------------------- bookings
+
+/// A paid checkout, as the booking consumer passes it in.
+#[derive(Clone, Debug)]
+pub struct PaidCheckout {
+    pub checkout_id: String,
+    pub hold_id: Uuid,
+    pub user_id: String,
+    pub user_email: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// What a paid checkout came to.
+#[derive(Debug)]
+pub enum BookingOutcome {
+    Confirmed {
+        booking: Box<Booking>,
+        changes: SeatChanges,
+    },
+    /// The checkout was turned into a booking before (another event for it).
+    AlreadyBooked,
+    /// The hold was lost and these seats were taken by someone else.
+    Rejected {
+        hold: Hold,
+        unavailable: Vec<String>,
+        changes: SeatChanges,
+    },
+    /// No such hold: nothing seating can do.
+    UnknownHold,
+}
+
+/// Turns a paid hold into a booking inside the caller's transaction (the
+/// idempotent consumer's), or reports which seats were lost.
+pub async fn book_paid_hold(
+    connection: &mut PgConnection,
+    paid: &PaidCheckout,
+    now: DateTime<Utc>,
+) -> Result<BookingOutcome, SeatingError> {
+    let Some(showtime_id) = hold_showtime(connection, paid.hold_id).await? else {
+        return Ok(BookingOutcome::UnknownHold);
+    };
+    let version = lock_showtime(connection, showtime_id).await?;
+    let already: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM bookings WHERE hold_id = $1 OR checkout_id = $2")
+            .bind(paid.hold_id)
+            .bind(&paid.checkout_id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    if already.is_some() {
+        return Ok(BookingOutcome::AlreadyBooked);
+    }
+    let hold = get_hold_in(connection, paid.hold_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("hold", paid.hold_id))?;
+    let labels = hold.labels();
+    let booking_id = Uuid::now_v7();
+
+    // The booking row first (seats reference it); a clash of the random
+    // reference draws again instead of aborting the transaction.
+    let mut reference = None;
+    for _ in 0..8 {
+        let candidate = new_booking_reference();
+        let inserted = sqlx::query(
+            "INSERT INTO bookings (id, reference, checkout_id, hold_id, user_id, user_email, \
+                 showtime_id, amount_minor, currency, status, booked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'confirmed', $10) \
+             ON CONFLICT (reference) DO NOTHING",
+        )
+        .bind(booking_id)
+        .bind(&candidate)
+        .bind(&paid.checkout_id)
+        .bind(paid.hold_id)
+        .bind(&hold.user_id)
+        .bind(&paid.user_email)
+        .bind(showtime_id)
+        .bind(paid.amount_minor)
+        .bind(&paid.currency)
+        .bind(now)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            reference = Some(candidate);
+            break;
+        }
+    }
+    let Some(_reference) = reference else {
+        return Err(SeatingError::FailedPrecondition(
+            "could not draw an unused booking reference".into(),
+        ));
+    };
+
+    // The seats become booked when they are still this hold's — or, if the
+    // hold expired or was released meanwhile, when they are still free: the
+    // buyer has paid, so re-acquiring free seats atomically (the same
+    // conditional form as a hold) is better than a refund. Inside a
+    // savepoint, so a partial claim is undone and the booking row with it.
+    let mut claim = connection.begin().await?;
+    let booked: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET booking_id = $3, hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND label = ANY($2) AND booking_id IS NULL AND NOT blocked \
+           AND (hold_id IS NULL OR hold_id = $4 OR held_until <= $5) \
+         RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(&labels)
+    .bind(booking_id)
+    .bind(paid.hold_id)
+    .bind(now)
+    .fetch_all(&mut *claim)
+    .await?;
+    if booked.len() < labels.len() {
+        claim.rollback().await?;
+        return reject_lost_hold(connection, hold, booked, version, now).await;
+    }
+    sqlx::query(
+        "INSERT INTO booking_seats (booking_id, showtime_id, label, category, position) \
+         SELECT $1, $2, l.label, s.category, l.i::integer \
+         FROM unnest($3::text[]) WITH ORDINALITY AS l(label, i) \
+         JOIN seats s ON s.showtime_id = $2 AND s.label = l.label",
+    )
+    .bind(booking_id)
+    .bind(showtime_id)
+    .bind(&labels)
+    .execute(&mut *claim)
+    .await?;
+    sqlx::query("UPDATE holds SET status = 'converted', ended_at = $2 WHERE id = $1")
+        .bind(paid.hold_id)
+        .bind(now)
+        .execute(&mut *claim)
+        .await?;
+    claim.commit().await?;
+
+    let booking = get_booking_in(connection, booking_id)
+        .await?
+        .ok_or_else(|| SeatingError::not_found("booking", booking_id))?;
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(&labels, SeatState::Booked, None);
+    Ok(BookingOutcome::Confirmed {
+        booking: Box::new(booking),
+        changes,
+    })
+}
+
+/// The hold's seats were lost: remove the booking row written optimistically,
+/// end the hold, free what it still holds, and name the seats taken.
+async fn reject_lost_hold(
+    connection: &mut PgConnection,
+    hold: Hold,
+    claimable: Vec<String>,
+    version: i64,
+    now: DateTime<Utc>,
+) -> Result<BookingOutcome, SeatingError> {
+    sqlx::query("DELETE FROM bookings WHERE hold_id = $1")
+        .bind(hold.id)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query(
+        "UPDATE holds SET status = CASE WHEN held_until <= $2 THEN 'expired' ELSE 'released' END, \
+                          ended_at = COALESCE(ended_at, $2) \
+         WHERE id = $1 AND status = 'active'",
+    )
+    .bind(hold.id)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?;
+    let freed: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL RETURNING label",
+    )
+    .bind(hold.showtime_id)
+    .bind(hold.id)
+    .fetch_all(&mut *connection)
+    .await?;
+    let unavailable = hold
+        .labels()
+        .into_iter()
+        .filter(|l| !claimable.contains(l))
+        .collect();
+    let mut changes = SeatChanges::new(hold.showtime_id, version);
+    changes.push(&freed, SeatState::Available, None);
+    Ok(BookingOutcome::Rejected {
+        hold,
+        unavailable,
+        changes,
+    })
+}
+
+/// A booking with its seats (in the order they were held) and showtime.
+/// Aliases keep the flattened row's `booking_*` columns apart from the
+/// showtime's `id` and `currency`.
+const BOOKING_SELECT: &str = "SELECT b.id AS booking_id, b.reference, b.checkout_id, b.user_id, \
+        b.user_email, b.amount_minor, b.currency AS booking_currency, b.status, b.booked_at, \
+        ARRAY(SELECT bs.label FROM booking_seats bs WHERE bs.booking_id = b.id \
+              ORDER BY bs.position) AS labels, \
+        ARRAY(SELECT bs.category FROM booking_seats bs WHERE bs.booking_id = b.id \
+              ORDER BY bs.position) AS categories, \
+        t.id, t.film_id, t.film_title, t.poster_url, t.cinema_name, t.cinema_time_zone, \
+        t.screen_name, t.starts_at, t.currency, t.capacity, t.version \
+     FROM bookings b JOIN showtimes t ON t.id = b.showtime_id";
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    #[sqlx(flatten)]
+    head: BookingHead,
+    #[sqlx(flatten)]
+    showtime: Showtime,
+}
+
+#[derive(sqlx::FromRow)]
+struct BookingHead {
+    booking_id: Uuid,
+    reference: String,
+    checkout_id: String,
+    user_id: String,
+    user_email: String,
+    amount_minor: i64,
+    booking_currency: String,
+    status: String,
+    booked_at: DateTime<Utc>,
+    labels: Vec<String>,
+    categories: Vec<String>,
+}
+
+fn booking_sql(filter: &str) -> String {
+    format!("{BOOKING_SELECT} {filter}")
+}
+
+fn booking_from_row(row: BookingRow) -> Booking {
+    let head = row.head;
+    Booking {
+        id: head.booking_id,
+        reference: head.reference,
+        checkout_id: head.checkout_id,
+        user_id: head.user_id,
+        user_email: head.user_email,
+        showtime: row.showtime,
+        seats: head.labels.into_iter().zip(head.categories).collect(),
+        amount_minor: head.amount_minor,
+        currency: head.booking_currency,
+        refunded: head.status == "refunded",
+        booked_at: head.booked_at,
+    }
+}
+
+async fn get_booking_in(
+    connection: &mut PgConnection,
+    booking_id: Uuid,
+) -> Result<Option<Booking>, SeatingError> {
+    Ok(
+        sqlx::query_as::<_, BookingRow>(&booking_sql("WHERE b.id = $1"))
+            .bind(booking_id)
+            .fetch_optional(connection)
+            .await?
+            .map(booking_from_row),
+    )
+}
+
+pub async fn get_booking_by_reference(
+    pool: &PgPool,
+    reference: &str,
+) -> Result<Option<Booking>, SeatingError> {
+    Ok(
+        sqlx::query_as::<_, BookingRow>(&booking_sql("WHERE b.reference = $1"))
+            .bind(reference)
+            .fetch_optional(pool)
+            .await?
+            .map(booking_from_row),
+    )
+}
+
+/// A user's bookings, newest first (at most 200: a ticket history, not an
+/// export).
+pub async fn list_bookings(pool: &PgPool, user_id: &str) -> Result<Vec<Booking>, SeatingError> {
+    Ok(sqlx::query_as::<_, BookingRow>(&booking_sql(
+        "WHERE b.user_id = $1 ORDER BY b.booked_at DESC, b.id DESC LIMIT 200",
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(booking_from_row)
+    .collect())
+}

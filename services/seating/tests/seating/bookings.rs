@@ -1,0 +1,306 @@
+//! Bookings from payment events: exactly one booking per paid hold whatever
+//! the redeliveries, a rejection when the seats were lost, a release when the
+//! checkout expired, and dead letters that do not block the stream.
+
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use prost::Message as _;
+use proto::events::v1 as events_pb;
+use proto::seating::v1 as pb;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::harness::{Fixture, count, fixture};
+
+fn completed(hold: &pb::Hold, checkout_id: &str) -> Vec<u8> {
+    events_pb::CheckoutCompleted {
+        meta: None,
+        checkout_id: checkout_id.into(),
+        hold_id: hold.id.clone(),
+        user_id: hold.user_id.clone(),
+        user_email: "ann@example.com".into(),
+        amount_minor: 50_000,
+        currency: "INR".into(),
+    }
+    .encode_to_vec()
+}
+
+async fn booking_events(
+    f: &Fixture,
+    jetstream: &async_nats::jetstream::Context,
+) -> (
+    Vec<events_pb::BookingConfirmed>,
+    Vec<events_pb::BookingRejected>,
+) {
+    let mut confirmed = Vec::new();
+    let mut rejected = Vec::new();
+    for (subject, payload) in f.bookings_events(jetstream).await {
+        if subject == f.subject("bookings.confirmed") {
+            confirmed.push(events_pb::BookingConfirmed::decode(payload.as_slice()).unwrap());
+        } else if subject == f.subject("bookings.rejected") {
+            rejected.push(events_pb::BookingRejected::decode(payload.as_slice()).unwrap());
+        } else {
+            panic!("unexpected subject {subject}");
+        }
+    }
+    (confirmed, rejected)
+}
+
+async fn wait_for_outbox(f: &Fixture) {
+    crate::harness::eventually("the outbox is relayed", || async {
+        platform::outbox::backlog(f.seating.pool()).await.unwrap() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_paid_hold_becomes_exactly_one_booking_even_when_the_event_arrives_three_times() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let hold = f.hold("ann", &["A1", "E2"]).await.unwrap();
+    let event_id = Uuid::new_v4();
+    for _ in 0..3 {
+        f.publish(
+            &jetstream,
+            "payments.checkout.completed",
+            event_id,
+            completed(&hold, "cs_1"),
+        )
+        .await;
+        // Past the stream's 100 ms duplicate window: a true redelivery.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Payments announcing the same checkout again under a new event id.
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        completed(&hold, "cs_1"),
+    )
+    .await;
+    f.payments_consumed(&jetstream).await;
+    wait_for_outbox(&f).await;
+
+    assert_eq!(
+        count(f.seating.pool(), "SELECT count(*) FROM bookings").await,
+        1
+    );
+    let (confirmed, rejected) = booking_events(&f, &jetstream).await;
+    assert!(rejected.is_empty());
+    assert_eq!(confirmed.len(), 1, "one bookings.confirmed");
+    let event = &confirmed[0];
+    assert!(event.reference.starts_with("BMS-") && event.reference.len() == 10);
+    assert_eq!(event.user_id, "ann");
+    assert_eq!(event.user_email, "ann@example.com");
+    assert_eq!(event.checkout_id, "cs_1");
+    assert_eq!(event.showtime_id, f.showtime_id);
+    assert_eq!(event.film_title, "Metropolis");
+    assert_eq!(event.cinema_name, "Roxy");
+    assert_eq!(event.cinema_time_zone, "Asia/Kolkata");
+    assert_eq!(event.screen_name, "Screen 1");
+    assert_eq!(
+        event.starts_at,
+        Some(proto::time::to_timestamp(f.starts_at))
+    );
+    assert_eq!(event.seats, ["A1", "E2"]);
+    assert_eq!(
+        (event.amount_minor, event.currency.as_str()),
+        (50_000, "INR")
+    );
+    assert_eq!(event.seats_offered, 40);
+    assert!(
+        event
+            .meta
+            .as_ref()
+            .is_some_and(|m| Uuid::parse_str(&m.event_id).is_ok())
+    );
+
+    // The booking as the API shows it.
+    assert_eq!(f.seats_in(pb::SeatState::Booked).await, ["A1", "E2"]);
+    assert_eq!(
+        f.get_hold(&hold.id).await.status,
+        pb::HoldStatus::Converted as i32
+    );
+    let listed = f
+        .client
+        .clone()
+        .list_bookings(pb::ListBookingsRequest {
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bookings;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reference, event.reference);
+    assert_eq!(listed[0].film_title, "Metropolis");
+    let seats: Vec<_> = listed[0]
+        .seats
+        .iter()
+        .map(|s| (s.label.as_str(), s.category.as_str()))
+        .collect();
+    assert_eq!(seats, [("A1", "standard"), ("E2", "premium")]);
+    let found = f
+        .client
+        .clone()
+        .get_booking(pb::GetBookingRequest {
+            reference: event.reference.clone(),
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.id, event.booking_id);
+    let hidden = f
+        .client
+        .clone()
+        .get_booking(pb::GetBookingRequest {
+            reference: event.reference.clone(),
+            user_id: "bob".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        hidden.code(),
+        Code::NotFound,
+        "another user's booking is not found"
+    );
+    // Booked seats cannot be held, released into sale, or blocked.
+    assert_eq!(
+        f.hold("bob", &["A1"]).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+}
+
+#[tokio::test]
+async fn a_paid_hold_whose_seat_was_taken_after_it_expired_is_rejected_for_a_refund() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let lost = f.hold("ann", &["B1", "B2"]).await.unwrap();
+    f.clock.advance(Span::minutes(11));
+    f.hold("bob", &["B2"])
+        .await
+        .expect("the expired seat is taken");
+
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        completed(&lost, "cs_lost"),
+    )
+    .await;
+    f.payments_consumed(&jetstream).await;
+    wait_for_outbox(&f).await;
+
+    assert_eq!(
+        count(f.seating.pool(), "SELECT count(*) FROM bookings").await,
+        0
+    );
+    let (confirmed, rejected) = booking_events(&f, &jetstream).await;
+    assert!(confirmed.is_empty());
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].checkout_id, "cs_lost");
+    assert_eq!(rejected[0].hold_id, lost.id);
+    assert_eq!(rejected[0].unavailable_seats, ["B2"]);
+    assert_eq!(rejected[0].user_email, "ann@example.com");
+    assert_eq!(
+        f.seats_in(pb::SeatState::Held).await,
+        ["B2"],
+        "bob keeps B2; B1 is free"
+    );
+}
+
+#[tokio::test]
+async fn a_paid_hold_that_expired_with_its_seats_still_free_is_booked() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let hold = f.hold("ann", &["C1", "C2"]).await.unwrap();
+    f.clock.advance(Span::minutes(11));
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        completed(&hold, "cs_late"),
+    )
+    .await;
+    f.payments_consumed(&jetstream).await;
+    wait_for_outbox(&f).await;
+    let (confirmed, rejected) = booking_events(&f, &jetstream).await;
+    assert!(rejected.is_empty());
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(f.seats_in(pb::SeatState::Booked).await, ["C1", "C2"]);
+}
+
+#[tokio::test]
+async fn an_expired_checkout_releases_the_hold() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let hold = f.hold("ann", &["D1", "D2"]).await.unwrap();
+    let expired = events_pb::CheckoutExpired {
+        meta: None,
+        checkout_id: "cs_gone".into(),
+        hold_id: hold.id.clone(),
+        user_id: "ann".into(),
+    };
+    f.publish(
+        &jetstream,
+        "payments.checkout.expired",
+        Uuid::new_v4(),
+        expired.encode_to_vec(),
+    )
+    .await;
+    f.payments_consumed(&jetstream).await;
+    assert!(f.seats_in(pb::SeatState::Held).await.is_empty());
+    assert_eq!(
+        f.get_hold(&hold.id).await.status,
+        pb::HoldStatus::Released as i32
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_dead_lettered_and_a_later_good_event_still_applies() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let hold = f.hold("ann", &["E5"]).await.unwrap();
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        b"\xff\xff not protobuf".to_vec(),
+    )
+    .await;
+    let unknown_hold = events_pb::CheckoutCompleted {
+        hold_id: Uuid::new_v4().to_string(),
+        checkout_id: "cs_ghost".into(),
+        ..Default::default()
+    };
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        unknown_hold.encode_to_vec(),
+    )
+    .await;
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        completed(&hold, "cs_ok"),
+    )
+    .await;
+    f.payments_consumed(&jetstream).await;
+
+    let letters: Vec<String> = sqlx::query_scalar("SELECT error FROM dead_letters ORDER BY id")
+        .fetch_all(f.seating.pool())
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(letters[0].contains("CheckoutCompleted"), "{letters:?}");
+    assert!(letters[1].contains("no hold"), "{letters:?}");
+    assert_eq!(
+        count(f.seating.pool(), "SELECT count(*) FROM bookings").await,
+        1
+    );
+    assert_eq!(f.seats_in(pb::SeatState::Booked).await, ["E5"]);
+}

@@ -1,0 +1,367 @@
+//! Holding, replacing, releasing, extending, expiring and blocking seats,
+//! and the requests that must change nothing.
+
+use chrono::{Duration, SubsecRound as _};
+use futures::StreamExt as _;
+use prost::Message as _;
+use proto::events::v1 as events_pb;
+use proto::seating::v1 as pb;
+use tonic::Code;
+
+use crate::harness::{count, eventually, fixture, labels, unavailable_seats};
+
+#[tokio::test]
+async fn a_hold_is_all_or_nothing_when_one_seat_is_taken() {
+    let f = fixture().await;
+    let first = f
+        .hold("ann", &["A1", "A2"])
+        .await
+        .expect("free seats are held");
+    assert_eq!(first.status, pb::HoldStatus::Active as i32);
+    assert_eq!(
+        first.seats,
+        vec![
+            pb::HeldSeat {
+                label: "A1".into(),
+                category: "standard".into()
+            },
+            pb::HeldSeat {
+                label: "A2".into(),
+                category: "standard".into()
+            }
+        ]
+    );
+
+    let refused = f.hold("bob", &["A3", "A2", "E1"]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(unavailable_seats(&refused), ["A2"]);
+    assert_eq!(
+        f.seats_in(pb::SeatState::Held).await,
+        ["A1", "A2"],
+        "A3 and E1 stay free: nothing of the refused hold remains"
+    );
+
+    let map = f.seat_map("ann").await;
+    assert_eq!(map.seats.len(), 40);
+    let own: Vec<_> = map
+        .seats
+        .iter()
+        .filter(|s| s.held_by_caller)
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(own, ["A1", "A2"], "the caller sees its own hold");
+    assert!(
+        f.seat_map("bob")
+            .await
+            .seats
+            .iter()
+            .all(|s| !s.held_by_caller)
+    );
+    let e1 = map.seats.iter().find(|s| s.label == "E1").unwrap();
+    assert_eq!((e1.row.as_str(), e1.number), ("E", 1));
+    assert_eq!(e1.category, "premium");
+}
+
+#[tokio::test]
+async fn a_users_new_hold_replaces_their_previous_hold_on_the_showtime() {
+    let f = fixture().await;
+    let first = f.hold("ann", &["A1", "A2"]).await.unwrap();
+    let second = f.hold("ann", &["A2", "A3"]).await.unwrap();
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["A2", "A3"]);
+    assert_eq!(
+        f.get_hold(&first.id).await.status,
+        pb::HoldStatus::Released as i32
+    );
+    assert_eq!(
+        f.get_hold(&second.id).await.status,
+        pb::HoldStatus::Active as i32
+    );
+    // The released seat is free for anyone.
+    f.hold("bob", &["A1"]).await.expect("A1 was freed");
+}
+
+#[tokio::test]
+async fn only_the_owner_may_release_a_hold_and_release_frees_its_seats() {
+    let f = fixture().await;
+    let hold = f.hold("ann", &["B1", "B2"]).await.unwrap();
+    let refused = f
+        .client
+        .clone()
+        .release_hold(pb::ReleaseHoldRequest {
+            hold_id: hold.id.clone(),
+            user_id: "bob".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["B1", "B2"]);
+
+    for _ in 0..2 {
+        f.client
+            .clone()
+            .release_hold(pb::ReleaseHoldRequest {
+                hold_id: hold.id.clone(),
+                user_id: "ann".into(),
+            })
+            .await
+            .expect("the owner releases (twice: idempotent)");
+    }
+    assert!(f.seats_in(pb::SeatState::Held).await.is_empty());
+    assert_eq!(
+        f.get_hold(&hold.id).await.status,
+        pb::HoldStatus::Released as i32
+    );
+}
+
+#[tokio::test]
+async fn an_expired_hold_frees_its_seats_and_the_sweeper_marks_it_expired() {
+    let f = fixture().await;
+    let hold = f.hold("ann", &["C1", "C2"]).await.unwrap();
+    f.clock
+        .advance(Duration::minutes(10) + Duration::seconds(1));
+    assert!(
+        f.seats_in(pb::SeatState::Held).await.is_empty(),
+        "availability follows held_until"
+    );
+    assert_eq!(
+        f.get_hold(&hold.id).await.status,
+        pb::HoldStatus::Expired as i32
+    );
+    f.hold("bob", &["C2"])
+        .await
+        .expect("an expired hold's seat can be taken");
+    let id: uuid::Uuid = hold.id.parse().unwrap();
+    eventually("the sweeper marks the hold expired", || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM holds WHERE id = $1")
+            .bind(id)
+            .fetch_one(f.seating.pool())
+            .await
+            .unwrap()
+            == "expired"
+    })
+    .await;
+    assert_eq!(
+        count(
+            f.seating.pool(),
+            &format!("SELECT count(*) FROM seats WHERE hold_id = '{id}'")
+        )
+        .await,
+        0,
+        "the sweeper cleared the expired hold's seats"
+    );
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["C2"]);
+}
+
+#[tokio::test]
+async fn extend_keeps_a_hold_alive_and_only_its_owner_may_extend_it() {
+    let f = fixture().await;
+    let hold = f.hold("ann", &["D1"]).await.unwrap();
+    // PostgreSQL keeps microseconds.
+    let until = (f.clock_now() + Duration::minutes(30)).trunc_subsecs(6);
+    let extend = |user: &str, until: chrono::DateTime<chrono::Utc>| {
+        let mut client = f.client.clone();
+        let request = pb::ExtendHoldRequest {
+            hold_id: hold.id.clone(),
+            user_id: user.into(),
+            held_until: Some(proto::time::to_timestamp(until)),
+        };
+        async move { client.extend_hold(request).await }
+    };
+    assert_eq!(
+        extend("bob", until).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let extended = extend("ann", until)
+        .await
+        .expect("the owner extends")
+        .into_inner();
+    assert_eq!(extended.held_until, Some(proto::time::to_timestamp(until)));
+    // Never shortens.
+    let same = extend("ann", f.clock_now()).await.unwrap().into_inner();
+    assert_eq!(same.held_until, extended.held_until);
+
+    f.clock.advance(Duration::minutes(20));
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["D1"]);
+    assert_eq!(
+        f.hold("bob", &["D1"]).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    f.clock.advance(Duration::minutes(11));
+    assert_eq!(
+        extend("ann", f.clock_now() + Duration::minutes(30))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition,
+        "an expired hold cannot be revived"
+    );
+}
+
+#[tokio::test]
+async fn blocked_seats_cannot_be_held_and_held_seats_cannot_be_blocked() {
+    let f = fixture().await;
+    let block = |seats: &[&str]| {
+        let mut client = f.client.clone();
+        let request = pb::BlockSeatsRequest {
+            showtime_id: f.showtime_id.clone(),
+            seats: labels(seats),
+            reason: "broken".into(),
+        };
+        async move { client.block_seats(request).await }
+    };
+    let map = block(&["E1", "E2"])
+        .await
+        .expect("staff block")
+        .into_inner();
+    assert_eq!(
+        map.seats
+            .iter()
+            .filter(|s| s.state == pb::SeatState::Blocked as i32)
+            .count(),
+        2
+    );
+    let refused = f.hold("ann", &["E2", "E3"]).await.unwrap_err();
+    assert_eq!(unavailable_seats(&refused), ["E2"]);
+
+    f.hold("ann", &["E3"]).await.unwrap();
+    let refused = block(&["E3", "E4"]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(unavailable_seats(&refused), ["E3"]);
+    assert_eq!(f.seats_in(pb::SeatState::Blocked).await, ["E1", "E2"]);
+
+    f.client
+        .clone()
+        .unblock_seats(pb::UnblockSeatsRequest {
+            showtime_id: f.showtime_id.clone(),
+            seats: labels(&["E2"]),
+        })
+        .await
+        .expect("staff unblock");
+    f.hold("bob", &["E2"])
+        .await
+        .expect("an unblocked seat is on sale");
+}
+
+#[tokio::test]
+async fn holds_on_a_showtime_that_has_started_are_refused() {
+    let f = fixture().await;
+    f.clock.set(f.starts_at + Duration::minutes(1));
+    let refused = f.hold("ann", &["A1"]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(f.seats_in(pb::SeatState::Held).await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_the_right_code_and_change_nothing() {
+    let f = fixture().await;
+    let before = f.seat_map("").await.version;
+    let cases: &[(&[&str], Code, &str)] = &[
+        (&["A1", "Z9"], Code::InvalidArgument, "Z9"),
+        (&["A1", "A9"], Code::InvalidArgument, "A9"),
+        (&["A1", "a1"], Code::InvalidArgument, "A1"),
+        (&[], Code::InvalidArgument, "at least one"),
+        (
+            &[
+                "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "B1", "B2", "B3",
+            ],
+            Code::InvalidArgument,
+            "at most 10",
+        ),
+        (&["nonsense"], Code::InvalidArgument, "nonsense"),
+    ];
+    for (seats, code, mentions) in cases {
+        let status = f.hold("ann", seats).await.unwrap_err();
+        assert_eq!(status.code(), *code, "{seats:?}: {status:?}");
+        assert!(
+            status.message().contains(mentions),
+            "{seats:?}: {}",
+            status.message()
+        );
+    }
+    let unknown = f
+        .client
+        .clone()
+        .hold_seats(pb::HoldSeatsRequest {
+            showtime_id: uuid::Uuid::new_v4().to_string(),
+            seats: labels(&["A1"]),
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let after = f.seat_map("").await;
+    assert_eq!(after.version, before, "nothing changed");
+    assert!(
+        after
+            .seats
+            .iter()
+            .all(|s| s.state == pb::SeatState::Available as i32)
+    );
+}
+
+#[tokio::test]
+async fn every_seat_change_is_announced_on_the_live_subject_after_commit() {
+    let f = fixture().await;
+    // The map exists before we subscribe (materialised on first use).
+    let version = f.seat_map("").await.version;
+    let nats = platform::nats::connect(&test_support::nats_url())
+        .await
+        .unwrap();
+    let showtime: uuid::Uuid = f.showtime_id.parse().unwrap();
+    let mut live = nats
+        .subscribe(seating::live::seats_subject(&f.seating.prefix, showtime))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+
+    let hold = f.hold("ann", &["B3", "B4"]).await.unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), live.next())
+        .await
+        .expect("a seat change within 10 s")
+        .expect("the subscription is open");
+    let changed = events_pb::SeatsChanged::decode(message.payload).unwrap();
+    assert_eq!(changed.showtime_id, f.showtime_id);
+    assert!(changed.version > version);
+    let held: Vec<_> = changed
+        .changes
+        .iter()
+        .map(|c| (c.label.as_str(), c.state.as_str(), c.hold_id.as_str()))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("B3", "held", hold.id.as_str()),
+            ("B4", "held", hold.id.as_str())
+        ]
+    );
+
+    // A refused hold announces nothing; the release that follows does.
+    f.hold("bob", &["B4"]).await.unwrap_err();
+    f.client
+        .clone()
+        .release_hold(pb::ReleaseHoldRequest {
+            hold_id: hold.id.clone(),
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), live.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let released = events_pb::SeatsChanged::decode(message.payload).unwrap();
+    assert!(released.version > changed.version);
+    let mut freed: Vec<_> = released
+        .changes
+        .iter()
+        .map(|c| (c.label.clone(), c.state.clone()))
+        .collect();
+    freed.sort();
+    assert_eq!(
+        freed,
+        [
+            ("B3".to_owned(), "available".to_owned()),
+            ("B4".to_owned(), "available".to_owned())
+        ]
+    );
+}
