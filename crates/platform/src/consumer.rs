@@ -50,11 +50,23 @@ pub struct Delivery<'a> {
 
 /// Applies one event inside the transaction that also records it as handled.
 pub trait Handler: Send + Sync + 'static {
+    /// What the handler wants done once its transaction has committed, such
+    /// as announcing seat changes on NATS core (never before: a rolled-back
+    /// change must not be announced). `()` when there is nothing.
+    type Committed: Send;
+
     fn handle<'a>(
         &'a self,
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Self::Committed, HandlerError>> + Send + 'a;
+
+    /// Runs after the commit of an event that took effect (not for
+    /// duplicates or failures).
+    fn after_commit(&self, committed: Self::Committed) -> impl Future<Output = ()> + Send {
+        let _ = committed;
+        async {}
+    }
 }
 
 /// Where a consumer reads from.
@@ -194,11 +206,12 @@ pub async fn handle_message<H: Handler>(
         payload: &message.payload,
     };
     match apply(pool, spec, handler, &delivery).await {
-        Ok(true) => {
+        Ok(Some(committed)) => {
             ack(message, AckKind::Ack).await;
+            handler.after_commit(committed).await;
             Outcome::Applied
         }
-        Ok(false) => {
+        Ok(None) => {
             tracing::debug!("already handled; acknowledged again");
             ack(message, AckKind::Ack).await;
             Outcome::Duplicate
@@ -224,14 +237,14 @@ pub async fn handle_message<H: Handler>(
     }
 }
 
-/// Records the event and applies it in one transaction. `Ok(false)` when it
+/// Records the event and applies it in one transaction. `Ok(None)` when it
 /// had been handled before.
 async fn apply<H: Handler>(
     pool: &PgPool,
     spec: &ConsumerSpec,
     handler: &H,
     delivery: &Delivery<'_>,
-) -> Result<bool, HandlerError> {
+) -> Result<Option<H::Committed>, HandlerError> {
     let mut tx = pool.begin().await?;
     let first_time = sqlx::query(
         "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -243,11 +256,11 @@ async fn apply<H: Handler>(
     .rows_affected()
         == 1;
     if !first_time {
-        return Ok(false);
+        return Ok(None);
     }
-    handler.handle(&mut tx, delivery).await?;
+    let committed = handler.handle(&mut tx, delivery).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(committed))
 }
 
 async fn dead_letter(

@@ -89,6 +89,8 @@ struct RecordingHandler {
 }
 
 impl Handler for RecordingHandler {
+    type Committed = ();
+
     async fn handle<'a>(
         &'a self,
         connection: &'a mut PgConnection,

@@ -13,25 +13,18 @@
 //! payload or an unknown hold is a permanent failure: dead-lettered, logged,
 //! and the stream moves on.
 //!
-//! The pull loop is ours rather than [`platform::consumer::run`] for one
-//! reason: seat changes must go out on NATS core *after* the commit, and
-//! `run` has no after-commit hook. The loop calls the platform's
-//! [`platform::consumer::handle_message`] for every message (dedupe, apply,
-//! ack, retry, dead-letter stay in one place) and only adds "on Applied,
-//! publish the stashed seat changes and wake the relay".
+//! Seat changes go out on NATS core only after the commit, from the
+//! handler's [`Handler::after_commit`], together with a wake-up of the outbox
+//! relay so the booking events leave at once.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_nats::jetstream;
-use futures::StreamExt as _;
-use platform::Shutdown;
-use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError, Outcome};
+use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
 use platform::outbox::{self, OutboxEvent, RelayWaker};
 use prost::Message as _;
 use proto::events::v1 as events_pb;
 use proto::time::to_timestamp;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -80,40 +73,36 @@ impl Subjects {
     }
 }
 
-/// Applies payment events; seat changes of the current event wait in
-/// `pending` until the consumer knows the transaction committed.
+/// Applies payment events; the seat changes an event made are announced
+/// from `after_commit`, once the transaction has committed.
 #[derive(Clone, Debug)]
 pub struct PaymentsHandler {
     clock: Arc<dyn Clock>,
     subjects: Subjects,
-    pending: Arc<Mutex<Vec<SeatChanges>>>,
+    notifier: SeatNotifier,
+    relay: RelayWaker,
 }
 
 impl PaymentsHandler {
-    pub fn new(clock: Arc<dyn Clock>, subjects: Subjects) -> Self {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        subjects: Subjects,
+        notifier: SeatNotifier,
+        relay: RelayWaker,
+    ) -> Self {
         Self {
             clock,
             subjects,
-            pending: Arc::default(),
+            notifier,
+            relay,
         }
-    }
-
-    fn stash(&self, changes: SeatChanges) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(changes);
-    }
-
-    fn take_pending(&self) -> Vec<SeatChanges> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     async fn checkout_completed(
         &self,
         connection: &mut PgConnection,
         payload: &[u8],
-    ) -> Result<(), HandlerError> {
+    ) -> Result<Option<SeatChanges>, HandlerError> {
         let event = events_pb::CheckoutCompleted::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a CheckoutCompleted: {e}")))?;
         let hold_id = parse_hold_id(&event.hold_id)?;
@@ -161,11 +150,12 @@ impl PaymentsHandler {
                     confirmed.encode_to_vec(),
                 )
                 .await?;
-                self.stash(changes);
+                Ok(Some(changes))
             }
             BookingOutcome::AlreadyBooked => {
                 tracing::info!(hold = %hold_id, checkout = %paid.checkout_id,
                     "checkout was already booked; nothing to do");
+                Ok(None)
             }
             BookingOutcome::Rejected {
                 hold,
@@ -194,20 +184,19 @@ impl PaymentsHandler {
                     rejected.encode_to_vec(),
                 )
                 .await?;
-                self.stash(changes);
+                Ok(Some(changes))
             }
             BookingOutcome::UnknownHold => {
-                return Err(HandlerError::Permanent(format!("no hold {hold_id}")));
+                Err(HandlerError::Permanent(format!("no hold {hold_id}")))
             }
         }
-        Ok(())
     }
 
     async fn checkout_expired(
         &self,
         connection: &mut PgConnection,
         payload: &[u8],
-    ) -> Result<(), HandlerError> {
+    ) -> Result<Option<SeatChanges>, HandlerError> {
         let event = events_pb::CheckoutExpired::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a CheckoutExpired: {e}")))?;
         let hold_id = parse_hold_id(&event.hold_id)?;
@@ -215,21 +204,23 @@ impl PaymentsHandler {
             Ok(Some(changes)) => {
                 tracing::info!(hold = %hold_id, checkout = %event.checkout_id,
                     "checkout expired; hold released");
-                self.stash(changes);
-                Ok(())
+                Ok(Some(changes))
             }
-            Ok(None) => Ok(()), // already ended (booked, released, expired)
+            Ok(None) => Ok(None), // already ended (booked, released, expired)
             Err(error) => Err(handler_error(error)),
         }
     }
 }
 
 impl Handler for PaymentsHandler {
+    /// The seats whose state the event changed, announced after the commit.
+    type Committed = Option<SeatChanges>;
+
     async fn handle<'a>(
         &'a self,
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<Self::Committed, HandlerError> {
         if delivery.subject == self.subjects.checkout_completed {
             self.checkout_completed(connection, delivery.payload).await
         } else if delivery.subject == self.subjects.checkout_expired {
@@ -239,6 +230,13 @@ impl Handler for PaymentsHandler {
                 "seating does not handle {}",
                 delivery.subject
             )))
+        }
+    }
+
+    async fn after_commit(&self, changes: Self::Committed) {
+        self.relay.wake();
+        if let Some(changes) = changes {
+            self.notifier.publish(&changes).await;
         }
     }
 }
@@ -285,73 +283,5 @@ async fn enqueue(
         },
     )
     .await?;
-    Ok(())
-}
-
-/// Everything the consumer loop needs besides the handler.
-pub struct ConsumerParts {
-    pub pool: PgPool,
-    pub jetstream: jetstream::Context,
-    pub spec: ConsumerSpec,
-    pub notifier: SeatNotifier,
-    pub waker: RelayWaker,
-}
-
-/// Pulls payment events until `shutdown` fires (see the module comment for
-/// why this loop wraps [`consumer::handle_message`]).
-pub async fn consume_payments(
-    parts: ConsumerParts,
-    handler: PaymentsHandler,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let ConsumerParts {
-        pool,
-        jetstream,
-        spec,
-        notifier,
-        waker,
-    } = parts;
-    let pull = consumer::durable_consumer(&jetstream, &spec).await?;
-    tracing::info!(consumer = %spec.durable, stream = %spec.stream, "consuming payment events");
-    let mut backoff = Duration::from_millis(200);
-    while !shutdown.is_triggered() {
-        let mut messages = match pull.messages().await {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(consumer = %spec.durable, %error, "cannot pull messages; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.fired() => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(200);
-        loop {
-            let next = tokio::select! {
-                next = messages.next() => next,
-                _ = shutdown.fired() => None,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    let outcome = consumer::handle_message(&pool, &spec, &handler, &message).await;
-                    let changes = handler.take_pending();
-                    if outcome == Outcome::Applied {
-                        waker.wake();
-                        for change in &changes {
-                            notifier.publish(change).await;
-                        }
-                    }
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; reconnecting");
-                    break;
-                }
-                None => break,
-            }
-        }
-    }
-    tracing::info!(consumer = %spec.durable, "consumer stopped");
     Ok(())
 }

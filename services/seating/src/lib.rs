@@ -33,7 +33,7 @@ use platform::outbox::{RelaySettings, RelayWaker};
 use proto::seating::v1::seating_service_server::SeatingServiceServer;
 
 use crate::clock::Clock;
-use crate::events::{ConsumerParts, PaymentsHandler, Subjects};
+use crate::events::{PaymentsHandler, Subjects};
 use crate::live::SeatNotifier;
 
 /// The seating database's schema, embedded in the binary.
@@ -219,15 +219,11 @@ pub async fn serve(
             Ok(())
         }
     });
-    tasks.spawn(events::consume_payments(
-        ConsumerParts {
-            pool: pool.clone(),
-            jetstream,
-            spec: subjects.consumer_spec(),
-            notifier: notifier.clone(),
-            waker,
-        },
-        PaymentsHandler::new(clock.clone(), subjects),
+    tasks.spawn(platform::consumer::run(
+        pool.clone(),
+        jetstream,
+        subjects.consumer_spec(),
+        PaymentsHandler::new(clock.clone(), subjects, notifier.clone(), waker),
         shutdown.clone(),
     ));
     tasks.spawn({

@@ -304,3 +304,39 @@ async fn a_malformed_event_is_dead_lettered_and_a_later_good_event_still_applies
     );
     assert_eq!(f.seats_in(pb::SeatState::Booked).await, ["E5"]);
 }
+
+#[tokio::test]
+async fn seats_booked_from_a_payment_event_are_announced_on_the_live_subject() {
+    use futures::StreamExt as _;
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let hold = f.hold("ann", &["D1", "D2"]).await.unwrap();
+    let nats = platform::nats::connect(&test_support::nats_url())
+        .await
+        .unwrap();
+    let showtime: Uuid = f.showtime_id.parse().unwrap();
+    let mut live = nats
+        .subscribe(seating::live::seats_subject(&f.seating.prefix, showtime))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+
+    f.publish(
+        &jetstream,
+        "payments.checkout.completed",
+        Uuid::new_v4(),
+        completed(&hold, "cs_live"),
+    )
+    .await;
+    let message = tokio::time::timeout(Duration::from_secs(10), live.next())
+        .await
+        .expect("a seat change within 10 s")
+        .expect("the subscription is open");
+    let changed = events_pb::SeatsChanged::decode(message.payload).unwrap();
+    let booked: Vec<_> = changed
+        .changes
+        .iter()
+        .map(|c| (c.label.as_str(), c.state.as_str()))
+        .collect();
+    assert_eq!(booked, [("D1", "booked"), ("D2", "booked")]);
+}
