@@ -347,15 +347,7 @@ pub async fn hold_seats(
     }
 
     // Seats of the replaced hold that the new one did not take again.
-    let freed: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL \
-         RETURNING label",
-    )
-    .bind(showtime_id)
-    .bind(&previous)
-    .fetch_all(&mut *tx)
-    .await?;
+    let freed = free_seats_of(&mut tx, showtime_id, &previous).await?;
     let hold = get_hold_in(&mut tx, hold_id)
         .await?
         .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
@@ -462,14 +454,7 @@ pub async fn release_hold(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let freed: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL RETURNING label",
-    )
-    .bind(showtime_id)
-    .bind(hold_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let freed = free_seats_of(&mut tx, showtime_id, &[hold_id]).await?;
     tx.commit().await?;
     let mut changes = SeatChanges::new(showtime_id, version);
     changes.push(&freed, SeatState::Available, None);
@@ -567,18 +552,28 @@ pub async fn expire_holds(
         tx.rollback().await?;
         return Ok(None);
     }
-    let freed: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
-    )
-    .bind(showtime_id)
-    .bind(&expired)
-    .fetch_all(&mut *tx)
-    .await?;
+    let freed = free_seats_of(&mut tx, showtime_id, &expired).await?;
     tx.commit().await?;
     let mut changes = SeatChanges::new(showtime_id, version);
     changes.push(&freed, SeatState::Available, None);
     Ok(Some(changes))
+}
+
+/// Lets go of the unsold seats of `holds`; returns their labels. The one
+/// statement behind release, replacement, expiry and a rejected booking.
+async fn free_seats_of(
+    connection: &mut PgConnection,
+    showtime_id: Uuid,
+    holds: &[Uuid],
+) -> Result<Vec<String>, SeatingError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL \
+         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(holds)
+    .fetch_all(connection)
+    .await?)
 }
 
 // ---------------------------------------------------------------- staff
@@ -810,14 +805,7 @@ async fn reject_lost_hold(
     .bind(now)
     .execute(&mut *connection)
     .await?;
-    let freed: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL RETURNING label",
-    )
-    .bind(hold.showtime_id)
-    .bind(hold.id)
-    .fetch_all(&mut *connection)
-    .await?;
+    let freed = free_seats_of(connection, hold.showtime_id, &[hold.id]).await?;
     let unavailable = hold
         .labels()
         .into_iter()
