@@ -1,1 +1,79 @@
-fn main() {}
+//! `loadgen`: BookMySeat's load generator, one subcommand per scenario.
+//!
+//! A scenario is a set of request kinds ("endpoints") driven one after the
+//! other by the same closed-loop runner ([`closed_loop`]): N workers, each
+//! sending its next request as soon as the previous one answered, a warm-up
+//! that is not counted, then a measured window whose every latency lands in
+//! an HdrHistogram. Closed loops measure capacity (how many requests per
+//! second the system completes at a given concurrency), not behaviour under
+//! an arrival rate the system cannot keep up with; that is what issue #2's
+//! targets ask about.
+//!
+//! `browse` (issue #2) compares the film list through the gateway with the
+//! same call made straight to catalog over gRPC. The booking scenarios of
+//! issue #8 (a rush on one showtime, steady booking) will be further
+//! subcommands sharing the runner, the HTTP connection and the report.
+//!
+//! Load only ever goes to this machine: [`target`] refuses any address
+//! outside the loopback range, and every run is bounded in time and in
+//! request count.
+
+mod browse;
+mod closed_loop;
+mod cpu;
+mod http1;
+mod report;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "BookMySeat load generator (targets this machine only)"
+)]
+struct Cli {
+    /// Runtime threads for the load generator itself (default: one per core).
+    /// It shares the machine with the services it measures; fewer threads
+    /// leave them more CPU.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// Browsing: the film list through the gateway and straight from catalog
+    /// over gRPC (issue #2), optionally the film page and showtime JSON too.
+    Browse(browse::BrowseArgs),
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.threads {
+        anyhow::ensure!(
+            (1..=64).contains(&threads),
+            "--threads must be between 1 and 64"
+        );
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.build()?;
+    match cli.scenario {
+        Scenario::Browse(args) => runtime.block_on(browse::run(args)),
+    }
+}
