@@ -90,14 +90,20 @@ up: require-cargo ## Build, start PostgreSQL+NATS, migrate, seed, run every serv
 	@echo "BookMySeat is starting at $(APP_URL)   (Ctrl-C stops it; \`make down\` stops PostgreSQL/NATS if this started them)"
 	@exec "$(BIN)" all
 
+# cargo's output ends on the last crate's (often empty) doc-test summary, so
+# the recipe closes with the total over every test binary.
 test: require-cargo ## Run every test (unit, integration, e2e) against real PostgreSQL and NATS
 	@$(MAKE) stack
 	$(call say,cargo test --workspace $(TEST_ARGS))
 	@echo "$(CARGO) test --workspace $(TEST_ARGS)$(if $(TEST_TIMEOUT),   (time limit $(TEST_TIMEOUT)))"
-	@rc=0; $(if $(TEST_TIMEOUT),timeout --kill-after=30s $(TEST_TIMEOUT)) $(CARGO) test --workspace $(TEST_ARGS) || rc=$$?; \
+	@rc=0; log=$$(mktemp); \
+	$(if $(TEST_TIMEOUT),timeout --kill-after=30s $(TEST_TIMEOUT)) $(CARGO) test --workspace $(TEST_ARGS) 2>&1 | tee "$$log" || rc=$$?; \
 	if [ $$rc -eq 124 ] && [ -n "$(TEST_TIMEOUT)" ]; then \
 	    echo "make: the tests did not finish within $(TEST_TIMEOUT) (TEST_TIMEOUT): a test is probably hung — see the last 'has been running for over 60 seconds' line above" >&2; \
 	fi; \
+	awk '/^test result:/ { passed += $$4; failed += $$6; ignored += $$8 } \
+	     END { printf "\ntests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$$log"; \
+	rm -f "$$log"; \
 	exit $$rc
 
 lint: require-cargo ## rustfmt check and clippy (warnings are errors)
