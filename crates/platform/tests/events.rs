@@ -10,6 +10,7 @@ use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError};
 use platform::outbox::{self, OutboxEvent, RelaySettings, RelayWaker};
 use platform::{Shutdown, nats};
 use sqlx::{PgConnection, PgPool};
+use test_support::eventually;
 use uuid::Uuid;
 
 fn nats_url() -> String {
@@ -64,21 +65,6 @@ async fn enqueue(pool: &PgPool, events: &[OutboxEvent]) {
         outbox::enqueue(&mut tx, event).await.unwrap();
     }
     tx.commit().await.unwrap();
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within 30 s");
 }
 
 /// Records each applied event; "poison" is permanently bad, "flaky" fails

@@ -100,6 +100,23 @@ fn run_cleanup(limit: std::time::Duration, cleanup: impl Future<Output = ()> + S
     .join();
 }
 
+/// Waits (bounded: 30 s) until `check` holds — for effects that arrive
+/// asynchronously (an event consumed, an outbox drained). Asserts behaviour,
+/// not timing: the bound only turns a hang into a failure.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
 /// Test databases older than this were left by a run that was killed before
 /// its cleanup; no test lives this long.
 const ABANDONED_AFTER_SECS: u64 = 2 * 60 * 60;

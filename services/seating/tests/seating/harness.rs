@@ -319,20 +319,7 @@ pub fn unavailable_seats(status: &tonic::Status) -> Vec<String> {
         .seats
 }
 
-/// Waits (bounded) until `check` holds.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within 30 s");
-}
+pub use test_support::eventually;
 
 pub async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
