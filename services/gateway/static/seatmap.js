@@ -123,8 +123,22 @@
     if (selectionTotal) {
       selectionTotal.textContent = money(total);
     }
+    // Holds replace each other, so the selection is what the next hold would
+    // be; offering to hold exactly the seats already held would do nothing.
+    var mine = Object.keys(seats).filter(function (label) {
+      return seats[label].getAttribute("data-state") === "mine";
+    });
+    var alreadyHeld =
+      labels.length > 0 &&
+      labels.length === mine.length &&
+      labels.every(function (label) {
+        return mine.indexOf(label) >= 0;
+      });
+    if (alreadyHeld && selectionText) {
+      selectionText.textContent = "Held for you: " + labels.join(", ");
+    }
     if (holdButton) {
-      holdButton.disabled = labels.length === 0;
+      holdButton.disabled = labels.length === 0 || alreadyHeld;
     }
   }
 
