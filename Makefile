@@ -50,7 +50,7 @@ APP_URL := $(or $(PUBLIC_BASE_URL),http://127.0.0.1:8080)
 
 say = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help up test lint fmt bench down stack status build image compose-check require-cargo
+.PHONY: help up test lint fmt bench bench-holds down stack status build image compose-check require-cargo
 
 help: ## Show this list
 	@echo "BookMySeat — make targets:"
@@ -119,6 +119,9 @@ bench: ## Run the benchmarks (scripts/bench.sh)
 	@if [ -x scripts/bench.sh ]; then exec scripts/bench.sh; \
 	elif [ -f scripts/bench.sh ]; then exec bash scripts/bench.sh; \
 	else echo "make: no benchmark yet (scripts/bench.sh is missing)" >&2; exit 1; fi
+
+bench-holds: ## Run the seat-hold benchmark (scripts/bench-holds.sh)
+	@exec bash scripts/bench-holds.sh
 
 compose-check: ## Validate docker-compose.yml (Compose spec schema) and lint the Dockerfile, without Docker
 	@scripts/validate-compose.sh

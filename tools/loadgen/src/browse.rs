@@ -28,7 +28,7 @@ use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
-use crate::closed_loop::{self, LoadArgs, Measurement, Worker};
+use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
 use crate::report::{self, Row, thousands};
 use crate::target::Target;
@@ -277,8 +277,8 @@ struct GatewayGet {
 }
 
 impl Worker for GatewayGet {
-    async fn call(&mut self) -> Result<(), String> {
-        self.connection.get(&self.uri).await.map(drop)
+    async fn call(&mut self) -> Result<Done, String> {
+        self.connection.get(&self.uri).await.map(|_| Done::Ok)
     }
 }
 
@@ -288,18 +288,18 @@ struct DirectListFilms {
 }
 
 impl Worker for DirectListFilms {
-    async fn call(&mut self) -> Result<(), String> {
+    async fn call(&mut self) -> Result<Done, String> {
         self.client
             .list_films(pb::ListFilmsRequest::default())
             .await
-            .map(drop)
+            .map(|_| Done::Ok)
             .map_err(|status| format!("gRPC {:?}: {}", status.code(), status.message()))
     }
 }
 
 /// An HTTP/2 connection to catalog, opened now (not lazily) so a wrong
 /// address fails before any measuring starts.
-async fn catalog_channel(catalog: &Target, timeout: Duration) -> anyhow::Result<Channel> {
+pub async fn catalog_channel(catalog: &Target, timeout: Duration) -> anyhow::Result<Channel> {
     GrpcEndpoint::from_shared(catalog.url.clone())
         .with_context(|| format!("--catalog is not a valid gRPC URL: {}", catalog.url))?
         .tcp_nodelay(true)

@@ -93,7 +93,22 @@ pub struct Shape {
 /// One kind of request, sent over and over by one worker.
 pub trait Worker: Send + 'static {
     /// Sends one request and checks its answer; `Err` says what was wrong.
-    fn call(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    fn call(&mut self) -> impl Future<Output = Result<Done, String>> + Send;
+}
+
+/// How a call that did not fail went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// The expected answer; the latency recorded is the whole call.
+    Ok,
+    /// The expected answer, but only this part of the call is timed (e.g. a
+    /// seat hold, with the release that follows it untimed).
+    OkIn(Duration),
+    /// An answer the scenario expects under contention (seats already
+    /// taken: HTTP 409, gRPC `FAILED_PRECONDITION`), counted apart from both
+    /// correct answers and errors; the latency of the timed part goes to its
+    /// own histogram.
+    Refused(Duration),
 }
 
 /// What one run measured.
@@ -102,10 +117,14 @@ pub struct Measurement {
     pub ok: u64,
     /// Counted requests that failed (wrong status, transport error, timeout).
     pub errors: u64,
+    /// Counted requests refused as the scenario expects (see [`Done::Refused`]).
+    pub refused: u64,
     /// Length of the measured window.
     pub window: Duration,
     /// Latencies of the correct answers, in microseconds.
     pub latency: Histogram<u64>,
+    /// Latencies of the refusals, in microseconds.
+    pub refused_latency: Histogram<u64>,
     /// Error messages and how often each occurred.
     pub error_kinds: BTreeMap<String, u64>,
     /// CPU time each process spent during the window (see [`cpu`]); empty
@@ -118,8 +137,10 @@ impl Measurement {
     pub fn absorb(&mut self, other: Measurement) -> anyhow::Result<()> {
         self.ok += other.ok;
         self.errors += other.errors;
+        self.refused += other.refused;
         self.window += other.window;
         self.latency.add(&other.latency)?;
+        self.refused_latency.add(&other.refused_latency)?;
         for (kind, count) in other.error_kinds {
             *self.error_kinds.entry(kind).or_default() += count;
         }
@@ -136,7 +157,7 @@ impl Measurement {
 
     /// CPU microseconds per counted request, per process.
     pub fn cpu_per_request(&self) -> Vec<(String, f64)> {
-        let requests = (self.ok + self.errors).max(1) as f64;
+        let requests = (self.ok + self.errors + self.refused).max(1) as f64;
         self.cpu
             .iter()
             .map(|(name, used)| (name.clone(), used.as_secs_f64() * 1e6 / requests))
@@ -146,6 +167,11 @@ impl Measurement {
     /// Correct answers per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.window.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Refusals per second.
+    pub fn refused_rate(&self) -> f64 {
+        self.refused as f64 / self.window.as_secs_f64().max(f64::EPSILON)
     }
 }
 
@@ -164,7 +190,12 @@ pub async fn run<W: Worker>(shape: Shape, workers: Vec<W>) -> anyhow::Result<Mea
     let empty = Histogram::new_with_bounds(1, HIGHEST_LATENCY_MICROS, 3)?;
     let mut tasks = JoinSet::new();
     for worker in workers {
-        tasks.spawn(drive(worker, clock, Arc::clone(&budget), empty.clone()));
+        tasks.spawn(drive(
+            worker,
+            clock,
+            Arc::clone(&budget),
+            [empty.clone(), empty.clone()],
+        ));
     }
     let watched = shape.watched;
     let sampler = tokio::spawn(async move {
@@ -177,7 +208,9 @@ pub async fn run<W: Worker>(shape: Shape, workers: Vec<W>) -> anyhow::Result<Mea
     let mut measurement = Measurement {
         ok: 0,
         errors: 0,
+        refused: 0,
         window: shape.duration,
+        refused_latency: empty.clone(),
         latency: empty,
         error_kinds: BTreeMap::new(),
         cpu: Vec::new(),
@@ -187,7 +220,9 @@ pub async fn run<W: Worker>(shape: Shape, workers: Vec<W>) -> anyhow::Result<Mea
         let tally = tally?;
         measurement.ok += tally.ok;
         measurement.errors += tally.errors;
+        measurement.refused += tally.refused;
         measurement.latency.add(&tally.latency)?;
+        measurement.refused_latency.add(&tally.refused_latency)?;
         for (kind, count) in tally.error_kinds {
             *measurement.error_kinds.entry(kind).or_default() += count;
         }
@@ -220,7 +255,9 @@ struct Budget {
 struct Tally {
     ok: u64,
     errors: u64,
+    refused: u64,
     latency: Histogram<u64>,
+    refused_latency: Histogram<u64>,
     error_kinds: BTreeMap<String, u64>,
     last_counted: Option<Instant>,
 }
@@ -229,12 +266,14 @@ async fn drive<W: Worker>(
     mut worker: W,
     clock: Clock,
     budget: Arc<Budget>,
-    latency: Histogram<u64>,
+    [latency, refused_latency]: [Histogram<u64>; 2],
 ) -> Tally {
     let mut tally = Tally {
         ok: 0,
         errors: 0,
+        refused: 0,
         latency,
+        refused_latency,
         error_kinds: BTreeMap::new(),
         last_counted: None,
     };
@@ -256,13 +295,19 @@ async fn drive<W: Worker>(
             budget.spent.store(true, Ordering::Relaxed);
         }
         tally.last_counted = Some(answered);
+        let micros = |timed: Duration| u64::try_from(timed.as_micros()).unwrap_or(u64::MAX);
         match answer {
-            Ok(()) => {
+            Ok(Done::Ok) => {
                 tally.ok += 1;
-                let micros = (answered - sent).as_micros();
-                tally
-                    .latency
-                    .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+                tally.latency.saturating_record(micros(answered - sent));
+            }
+            Ok(Done::OkIn(timed)) => {
+                tally.ok += 1;
+                tally.latency.saturating_record(micros(timed));
+            }
+            Ok(Done::Refused(timed)) => {
+                tally.refused += 1;
+                tally.refused_latency.saturating_record(micros(timed));
             }
             Err(message) => {
                 tally.errors += 1;
@@ -337,9 +382,9 @@ mod tests {
     struct Instant200;
 
     impl Worker for Instant200 {
-        async fn call(&mut self) -> Result<(), String> {
+        async fn call(&mut self) -> Result<Done, String> {
             tokio::task::yield_now().await;
-            Ok(())
+            Ok(Done::Ok)
         }
     }
 

@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use http::header::{ACCEPT_ENCODING, HOST};
-use http::{HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Empty};
+use http::header::{ACCEPT_ENCODING, CONTENT_TYPE, HOST};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -27,7 +27,7 @@ pub struct Http1Connection {
     host: HeaderValue,
     timeout: Duration,
     accept_gzip: bool,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Http1Connection {
@@ -46,7 +46,24 @@ impl Http1Connection {
 
     /// `GET uri`, read to the end. Anything but `200 OK` is an error.
     pub async fn get(&mut self, uri: &Uri) -> Result<Bytes, String> {
-        match tokio::time::timeout(self.timeout, self.exchange(uri)).await {
+        let (status, body) = self.send(Method::GET, uri, None, None).await?;
+        if status == StatusCode::OK {
+            Ok(body)
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    }
+
+    /// Any request, read to the end, with an optional extra header and an
+    /// optional JSON body; the caller judges the status.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        uri: &Uri,
+        header: Option<(&HeaderName, &HeaderValue)>,
+        json: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        match tokio::time::timeout(self.timeout, self.exchange(method, uri, header, json)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         }
@@ -55,7 +72,13 @@ impl Http1Connection {
     /// One request and its response. The sender is taken out for the
     /// duration and put back only after a complete exchange, so a failure or
     /// a timeout (which drops this future) leaves no half-used connection.
-    async fn exchange(&mut self, uri: &Uri) -> Result<Bytes, String> {
+    async fn exchange(
+        &mut self,
+        method: Method,
+        uri: &Uri,
+        header: Option<(&HeaderName, &HeaderValue)>,
+        json: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), String> {
         let mut sender = match self.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
@@ -64,12 +87,21 @@ impl Http1Connection {
             .ready()
             .await
             .map_err(|e| format!("connection closed: {e}"))?;
-        let mut request = Request::get(uri.clone()).header(HOST, self.host.clone());
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri.clone())
+            .header(HOST, self.host.clone());
         if self.accept_gzip {
             request = request.header(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        if json.is_some() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         let request = request
-            .body(Empty::new())
+            .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let response = sender
             .send_request(request)
@@ -83,14 +115,10 @@ impl Http1Connection {
             .map_err(|e| format!("reading the body failed: {e}"))?
             .to_bytes();
         self.sender = Some(sender);
-        if status == StatusCode::OK {
-            Ok(body)
-        } else {
-            Err(format!("HTTP {status}"))
-        }
+        Ok((status, body))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, String> {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let stream = TcpStream::connect(self.target.address)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", self.target.address))?;

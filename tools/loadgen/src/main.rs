@@ -10,7 +10,9 @@
 //! targets ask about.
 //!
 //! `browse` (issue #2) compares the film list through the gateway with the
-//! same call made straight to catalog over gRPC. The booking scenarios of
+//! same call made straight to catalog over gRPC. `holds` (issue #3) measures
+//! seat holds through the gateway, over gRPC to seating and as seating's raw
+//! SQL, uncontended and contended. The booking scenarios of
 //! issue #8 (a rush on one showtime, steady booking) will be further
 //! subcommands sharing the runner, the HTTP connection and the report.
 //!
@@ -21,6 +23,7 @@
 mod browse;
 mod closed_loop;
 mod cpu;
+mod holds;
 mod http1;
 mod report;
 mod target;
@@ -50,6 +53,9 @@ enum Scenario {
     /// Browsing: the film list through the gateway and straight from catalog
     /// over gRPC (issue #2), optionally the film page and showtime JSON too.
     Browse(browse::BrowseArgs),
+    /// Seat holds (issue #3): hold then release, through the gateway, over
+    /// gRPC to seating, and as seating's raw SQL, uncontended and contended.
+    Holds(holds::HoldsArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,5 +81,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = runtime.build()?;
     match cli.scenario {
         Scenario::Browse(args) => runtime.block_on(browse::run(args)),
+        Scenario::Holds(args) => runtime.block_on(holds::run(args)),
     }
 }

@@ -22,10 +22,22 @@ pub struct Row {
     /// Counted requests, errors included.
     pub requests: u64,
     pub errors: u64,
+    /// Counted requests refused as the scenario expects (seats taken), not
+    /// errors and not in the latency percentiles.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
     /// Length of the measured window.
     pub seconds: f64,
     /// Correct answers per second.
     pub requests_per_second: f64,
+    /// Refusals per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_per_second: Option<f64>,
+    /// Median and 99th-percentile latency of the refusals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_p99_ms: Option<f64>,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -58,10 +70,16 @@ impl Row {
             endpoint,
             request,
             concurrency,
-            requests: measured.ok + measured.errors,
+            requests: measured.ok + measured.errors + measured.refused,
             errors: measured.errors,
+            refused: measured.refused,
             seconds: measured.window.as_secs_f64(),
             requests_per_second: measured.rate(),
+            refused_per_second: (measured.refused > 0).then(|| measured.refused_rate()),
+            refused_p50_ms: (measured.refused > 0)
+                .then(|| ms(measured.refused_latency.value_at_quantile(0.50))),
+            refused_p99_ms: (measured.refused > 0)
+                .then(|| ms(measured.refused_latency.value_at_quantile(0.99))),
             p50_ms: quantile(0.50),
             p95_ms: quantile(0.95),
             p99_ms: quantile(0.99),
@@ -79,7 +97,12 @@ impl Row {
     }
 }
 
-/// Prints `rows` as an aligned table, then the errors seen, if any.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Prints `rows` as an aligned table, then the errors seen, if any. When
+/// any row saw refusals, they get their own lines under the table.
 pub fn print_table(rows: &[Row]) {
     let width = rows
         .iter()
@@ -105,6 +128,7 @@ pub fn print_table(rows: &[Row]) {
             row.max_ms,
         );
     }
+    print_refusals(rows, width);
     print_cpu_table(rows, width);
     for row in rows.iter().filter(|r| r.errors > 0) {
         println!(
@@ -114,6 +138,30 @@ pub fn print_table(rows: &[Row]) {
         for (kind, count) in &row.error_kinds {
             println!("  {count:>9} × {kind}");
         }
+    }
+}
+
+/// Refusals (`Done::Refused`) per row, when there were any.
+fn print_refusals(rows: &[Row], width: usize) {
+    if rows.iter().all(|r| r.refused == 0) {
+        return;
+    }
+    println!("\nRefused (seats taken; neither errors nor in the percentiles above):");
+    println!(
+        "{:<width$}  {:>5}  {:>10}  {:>9}  {:>8}  {:>8}",
+        "request", "conc", "refused", "per s", "p50 ms", "p99 ms"
+    );
+    for row in rows {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        println!(
+            "{:<width$}  {:>5}  {:>10}  {:>9}  {:>8}  {:>8}",
+            row.request,
+            row.concurrency,
+            thousands(row.refused),
+            thousands(row.refused_per_second.unwrap_or(0.0).round() as u64),
+            ms(row.refused_p50_ms),
+            ms(row.refused_p99_ms),
+        );
     }
 }
 
