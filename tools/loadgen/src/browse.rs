@@ -19,17 +19,16 @@
 //! (an empty catalog would make any figure meaningless) and picks the film
 //! and showtime the optional endpoints ask for.
 
-use std::time::Duration;
-
 use anyhow::{Context as _, bail};
 use http::Uri;
 use proto::catalog::v1 as pb;
 use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
+use tonic::transport::Channel;
 
 use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
+use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::report::{self, Row, thousands};
 use crate::target::Target;
 
@@ -239,7 +238,7 @@ async fn measure(
             let per_channel = usize::from(args.workers_per_channel);
             let mut channels = Vec::new();
             for _ in 0..concurrency.div_ceil(per_channel) {
-                channels.push(catalog_channel(catalog, args.load.timeout).await?);
+                channels.push(catalog.grpc_channel("--catalog", args.load.timeout).await?);
             }
             let workers = (0..concurrency)
                 .map(|i| DirectListFilms {
@@ -297,19 +296,6 @@ impl Worker for DirectListFilms {
     }
 }
 
-/// An HTTP/2 connection to catalog, opened now (not lazily) so a wrong
-/// address fails before any measuring starts.
-pub async fn catalog_channel(catalog: &Target, timeout: Duration) -> anyhow::Result<Channel> {
-    GrpcEndpoint::from_shared(catalog.url.clone())
-        .with_context(|| format!("--catalog is not a valid gRPC URL: {}", catalog.url))?
-        .tcp_nodelay(true)
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach catalog over gRPC at {}", catalog.url))
-}
-
 /// Checks the programme is there and picks what the optional endpoints ask
 /// for: the first listed film that has showtimes, and its first showtime.
 async fn discover(
@@ -319,18 +305,17 @@ async fn discover(
 ) -> anyhow::Result<Programme> {
     let wants = |e: BrowseEndpoint| args.endpoints.contains(&e);
     let mut programme = Programme::default();
-    let empty_hint = "run `bookmyseat migrate` and `bookmyseat seed` against catalog's database";
 
     if wants(BrowseEndpoint::DirectList) {
         let mut client =
-            CatalogServiceClient::new(catalog_channel(catalog, args.load.timeout).await?);
+            CatalogServiceClient::new(catalog.grpc_channel("--catalog", args.load.timeout).await?);
         let films = client
             .list_films(pb::ListFilmsRequest::default())
             .await
             .with_context(|| format!("ListFilms at {} failed", catalog.url))?
             .into_inner()
             .films;
-        anyhow::ensure!(!films.is_empty(), "catalog lists no films; {empty_hint}");
+        anyhow::ensure!(!films.is_empty(), "catalog lists no films; {EMPTY_HINT}");
         programme.films_via_catalog = Some(films.len());
     }
 
@@ -342,36 +327,15 @@ async fn discover(
         return Ok(programme);
     }
     let mut connection = Http1Connection::new(gateway, args.load.timeout, false)?;
-    let mut get_json = async |path: &str| -> anyhow::Result<serde_json::Value> {
-        let body = connection
-            .get(&path.parse()?)
-            .await
-            .map_err(|e| anyhow::anyhow!("GET {}{path}: {e}", gateway.url))?;
-        serde_json::from_slice(&body).with_context(|| format!("GET {path} did not answer JSON"))
-    };
-    let page = get_json("/api/v1/movies").await?;
-    let slugs: Vec<String> = page["films"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|film| film["slug"].as_str().map(str::to_owned))
-        .collect();
-    anyhow::ensure!(
-        !slugs.is_empty(),
-        "the gateway lists no films; {empty_hint}"
-    );
+    let slugs = film_slugs(&mut connection).await?;
     programme.films_via_gateway = Some(slugs.len());
 
     if wants(BrowseEndpoint::FilmPage) || wants(BrowseEndpoint::ShowtimeJson) {
         for slug in slugs {
-            let schedule = get_json(&format!("/api/v1/movies/{slug}/showtimes")).await?;
-            let first_showtime = schedule["days"]
-                .as_array()
+            let first_showtime = showtime_ids(&mut connection, &slug)
+                .await?
                 .into_iter()
-                .flatten()
-                .flat_map(|day| day["cinemas"].as_array().into_iter().flatten())
-                .flat_map(|cinema| cinema["showtimes"].as_array().into_iter().flatten())
-                .find_map(|showtime| showtime["id"].as_str().map(str::to_owned));
+                .next();
             if let Some(id) = first_showtime {
                 programme.film_slug = Some(slug);
                 programme.showtime_id = Some(id);
@@ -380,7 +344,7 @@ async fn discover(
         }
         anyhow::ensure!(
             programme.showtime_id.is_some(),
-            "no listed film has upcoming showtimes; {empty_hint} (seeding again extends the week)"
+            "no listed film has upcoming showtimes; {EMPTY_HINT} (seeding again extends the week)"
         );
     }
     Ok(programme)

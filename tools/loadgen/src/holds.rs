@@ -48,11 +48,12 @@ use proto::seating::v1::seating_service_client::SeatingServiceClient;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
+use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::report::{self, Row, thousands};
 use crate::target::Target;
 
@@ -512,17 +513,6 @@ fn print_report(settings: &Settings<'_>, rows: &[Row], verdicts: &[Verdict]) {
     }
 }
 
-async fn seating_channel(seating: &Target, timeout: Duration) -> anyhow::Result<Channel> {
-    GrpcEndpoint::from_shared(seating.url.clone())
-        .with_context(|| format!("--seating is not a valid gRPC URL: {}", seating.url))?
-        .tcp_nodelay(true)
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach seating over gRPC at {}", seating.url))
-}
-
 /// Lists showtimes through the gateway, then asks seating for each one's
 /// seat map (which also makes seating create its seat rows, so the raw-SQL
 /// row finds them): `own` has one showtime per uncontended worker, `shared`
@@ -534,44 +524,20 @@ async fn discover(
     own_needed: usize,
     wants_contended: bool,
 ) -> anyhow::Result<(Vec<Showtime>, Option<Showtime>)> {
-    let empty_hint = "run `bookmyseat migrate` and `bookmyseat seed` against catalog's database";
     let mut connection = Http1Connection::new(gateway, args.load.timeout, false)?;
-    let mut get_json = async |path: &str| -> anyhow::Result<serde_json::Value> {
-        let body = connection
-            .get(&path.parse()?)
-            .await
-            .map_err(|e| anyhow::anyhow!("GET {}{path}: {e}", gateway.url))?;
-        serde_json::from_slice(&body).with_context(|| format!("GET {path} did not answer JSON"))
-    };
-    let page = get_json("/api/v1/movies").await?;
-    let slugs: Vec<String> = page["films"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|film| film["slug"].as_str().map(str::to_owned))
-        .collect();
-    anyhow::ensure!(
-        !slugs.is_empty(),
-        "the gateway lists no films; {empty_hint}"
-    );
+    let slugs = film_slugs(&mut connection).await?;
     let mut ids: Vec<Uuid> = Vec::new();
     for slug in slugs {
-        let schedule = get_json(&format!("/api/v1/movies/{slug}/showtimes")).await?;
-        let found = schedule["days"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|day| day["cinemas"].as_array().into_iter().flatten())
-            .flat_map(|cinema| cinema["showtimes"].as_array().into_iter().flatten())
-            .filter_map(|showtime| showtime["id"].as_str().and_then(|id| id.parse().ok()));
-        for id in found {
+        let found = showtime_ids(&mut connection, &slug).await?;
+        for id in found.iter().filter_map(|id| id.parse::<Uuid>().ok()) {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
     }
 
-    let mut client = SeatingServiceClient::new(seating_channel(seating, args.load.timeout).await?);
+    let mut client =
+        SeatingServiceClient::new(seating.grpc_channel("--seating", args.load.timeout).await?);
     let mut seat_map = async |id: Uuid| -> anyhow::Result<Showtime> {
         let map = client
             .get_seat_map(pb::GetSeatMapRequest {
@@ -612,7 +578,7 @@ async fn discover(
         }
         anyhow::ensure!(
             shared.is_some(),
-            "no showtime with free seats found; {empty_hint}"
+            "no showtime with free seats found; {EMPTY_HINT}"
         );
     }
     own.truncate(own_needed);
@@ -777,7 +743,7 @@ async fn measure(
             let per_channel = usize::from(args.workers_per_channel);
             let mut channels = Vec::new();
             for _ in 0..showtimes.len().div_ceil(per_channel) {
-                channels.push(seating_channel(seating, args.load.timeout).await?);
+                channels.push(seating.grpc_channel("--seating", args.load.timeout).await?);
             }
             let workers = showtimes
                 .iter()

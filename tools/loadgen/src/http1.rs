@@ -54,6 +54,17 @@ impl Http1Connection {
         }
     }
 
+    /// `GET path`, its body parsed as JSON (for setting a scenario up, not
+    /// for measuring).
+    pub async fn get_json(&mut self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let body = self
+            .get(&path.parse()?)
+            .await
+            .map_err(|e| anyhow::anyhow!("GET {}{path}: {e}", self.target.url))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| anyhow::anyhow!("GET {path} did not answer JSON: {e}"))
+    }
+
     /// Any request, read to the end, with an optional extra header and an
     /// optional JSON body; the caller judges the status.
     pub async fn send(

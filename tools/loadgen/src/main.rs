@@ -25,6 +25,7 @@ mod closed_loop;
 mod cpu;
 mod holds;
 mod http1;
+mod programme;
 mod report;
 mod target;
 

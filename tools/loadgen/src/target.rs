@@ -22,6 +22,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// An HTTP/2 (gRPC) connection to this target, opened now rather than
+    /// lazily so a wrong address fails before any measuring starts. `flag`
+    /// names the command-line option the address came from.
+    pub async fn grpc_channel(
+        &self,
+        flag: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<tonic::transport::Channel> {
+        tonic::transport::Endpoint::from_shared(self.url.clone())
+            .with_context(|| format!("{flag} is not a valid gRPC URL: {}", self.url))?
+            .tcp_nodelay(true)
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach {} over gRPC ({flag})", self.url))
+    }
+
     /// Parses `url` (from the flag named `flag`), refusing anything that is
     /// not on this machine.
     pub fn loopback(url: &str, flag: &str) -> anyhow::Result<Self> {
