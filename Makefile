@@ -50,11 +50,11 @@ APP_URL := $(or $(PUBLIC_BASE_URL),http://127.0.0.1:8080)
 
 say = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help up test lint fmt bench bench-holds down stack status build image compose-check require-cargo
+.PHONY: help up test lint fmt bench bench-holds bench-webhooks down stack status build image compose-check k8s-check manifest-checks require-cargo
 
 help: ## Show this list
 	@echo "BookMySeat — make targets:"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  make %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z0-9-]*:.*## / { printf "  make %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables: PGHOST PGPORT NATS_URL (where the services are), CARGO, STACK_FLAGS, TEST_ARGS, TEST_TIMEOUT."
 
@@ -92,12 +92,18 @@ up: require-cargo ## Build, start PostgreSQL+NATS, migrate, seed, run every serv
 
 # cargo's output ends on the last crate's (often empty) doc-test summary, so
 # the recipe closes with the total over every test binary.
-test: require-cargo ## Run every test (unit, integration, e2e) against real PostgreSQL and NATS
-	@$(MAKE) stack
-	$(call say,cargo test --workspace $(TEST_ARGS))
-	@echo "$(CARGO) test --workspace $(TEST_ARGS)$(if $(TEST_TIMEOUT),   (time limit $(TEST_TIMEOUT)))"
+# The manifest checks run first: they take seconds, need no database, and a
+# broken docker-compose.yml or Kubernetes manifest fails the run before the
+# long cargo build starts. The notifier's tests talk to a real SMTP server
+# (aiosmtpd from PyPI), so the stack step makes sure it is installed.
+test: require-cargo ## Run every test (manifest checks, unit, integration, e2e) against real PostgreSQL and NATS
+	@$(MAKE) manifest-checks
+	@$(MAKE) stack STACK_FLAGS="--smtp $(STACK_FLAGS)"
+	@# --no-fail-fast: one failing test binary must not hide the others' results.
+	$(call say,cargo test --workspace --no-fail-fast $(TEST_ARGS))
+	@echo "$(CARGO) test --workspace --no-fail-fast $(TEST_ARGS)$(if $(TEST_TIMEOUT),   (time limit $(TEST_TIMEOUT)))"
 	@rc=0; log=$$(mktemp); \
-	$(if $(TEST_TIMEOUT),timeout --kill-after=30s $(TEST_TIMEOUT)) $(CARGO) test --workspace $(TEST_ARGS) 2>&1 | tee "$$log" || rc=$$?; \
+	$(if $(TEST_TIMEOUT),timeout --kill-after=30s $(TEST_TIMEOUT)) $(CARGO) test --workspace --no-fail-fast $(TEST_ARGS) 2>&1 | tee "$$log" || rc=$$?; \
 	if [ $$rc -eq 124 ] && [ -n "$(TEST_TIMEOUT)" ]; then \
 	    echo "make: the tests did not finish within $(TEST_TIMEOUT) (TEST_TIMEOUT): a test is probably hung — see the last 'has been running for over 60 seconds' line above" >&2; \
 	fi; \
@@ -123,8 +129,20 @@ bench: ## Run the benchmarks (scripts/bench.sh)
 bench-holds: ## Run the seat-hold benchmark (scripts/bench-holds.sh)
 	@exec bash scripts/bench-holds.sh
 
+bench-webhooks: ## Run the payments webhook benchmark (scripts/bench-webhooks.sh)
+	@exec bash scripts/bench-webhooks.sh
+
 compose-check: ## Validate docker-compose.yml (Compose spec schema) and lint the Dockerfile, without Docker
 	@scripts/validate-compose.sh
+
+k8s-check: ## Render every deploy/k8s overlay and validate it (Kubernetes schemas, cross-references), without a cluster
+	@scripts/validate-k8s.sh
+
+manifest-checks:
+	$(call say,manifest checks: docker-compose.yml (scripts/validate-compose.sh))
+	@scripts/validate-compose.sh
+	$(call say,manifest checks: deploy/k8s overlays (scripts/validate-k8s.sh))
+	@scripts/validate-k8s.sh
 
 image: ## Build the container image bookmyseat:dev (needs a Docker engine)
 	docker build -t bookmyseat:dev .

@@ -76,7 +76,10 @@ main() {
         SEATING_CATALOG_URL="http://127.0.0.1:$CATALOG_PORT" \
         SEATING_URL="http://127.0.0.1:$SEATING_PORT" \
         GATEWAY_HTTP_ADDR="127.0.0.1:$GATEWAY_PORT" \
-        PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT"
+        PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
+        SIGN_UPS_PER_ADDRESS_PER_HOUR=1000000
+    # Every gateway worker is an account of its own, all signing up from
+    # 127.0.0.1 (the first run creates them; later runs sign them in).
     local knob
     for knob in MAX_SEATS_PER_HOLD HOLD_DURATION_SECS SEATING_DB_POOL_SIZE; do
         [ -z "${!knob:-}" ] || BENCH_ENV+=("$knob=${!knob}")

@@ -9,7 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; nothing else reads the env.
     unsafe { std::env::set_var("PROTOC", protoc) };
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!: a build script binary may be
+    // reused from another checkout of the repo sharing the target directory.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files: Vec<PathBuf> = ["catalog", "seating", "payments", "analytics", "events"]
         .iter()
         .map(|domain| root.join(format!("bookmyseat/{domain}/v1/{domain}.proto")))

@@ -13,15 +13,36 @@ use processes::{Role, free_port, run_to_completion};
 struct Environment {
     catalog_db: test_support::TestDb,
     seating_db: test_support::TestDb,
+    _gateway_db: test_support::TestDb,
+    _payments_db: test_support::TestDb,
+    _notifier_db: test_support::TestDb,
+    _analytics_db: test_support::TestDb,
+    /// Where the notifier writes emails (no SMTP_URL in these runs).
+    mail_dir: std::path::PathBuf,
     _streams: test_support::TestStreams,
     vars: Vec<(String, String)>,
     gateway_url: String,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
+    }
 }
 
 impl Environment {
     async fn new() -> Environment {
         let catalog_db = test_support::TestDb::create("e2e_catalog").await;
         let seating_db = test_support::TestDb::create("e2e_seating").await;
+        let gateway_db = test_support::TestDb::create("e2e_gateway").await;
+        let payments_db = test_support::TestDb::create("e2e_payments").await;
+        let notifier_db = test_support::TestDb::create("e2e_notifier").await;
+        let analytics_db = test_support::TestDb::create("e2e_analytics").await;
+        let analytics_address = format!("127.0.0.1:{}", free_port());
+        let mail_dir =
+            std::env::temp_dir().join(format!("bookmyseat-e2e-mail-{}", uuid::Uuid::new_v4()));
+        let payments_address = format!("127.0.0.1:{}", free_port());
+        let payments_http = format!("127.0.0.1:{}", free_port());
         let catalog_address = format!("127.0.0.1:{}", free_port());
         let seating_address = format!("127.0.0.1:{}", free_port());
         let gateway_address = format!("127.0.0.1:{}", free_port());
@@ -30,6 +51,19 @@ impl Environment {
         let vars = [
             ("CATALOG_DATABASE_URL", catalog_db.url.clone()),
             ("SEATING_DATABASE_URL", seating_db.url.clone()),
+            ("GATEWAY_DATABASE_URL", gateway_db.url.clone()),
+            ("PAYMENTS_DATABASE_URL", payments_db.url.clone()),
+            ("NOTIFIER_DATABASE_URL", notifier_db.url.clone()),
+            ("ANALYTICS_DATABASE_URL", analytics_db.url.clone()),
+            ("ANALYTICS_GRPC_ADDR", analytics_address.clone()),
+            ("ANALYTICS_URL", format!("http://{analytics_address}")),
+            ("NOTIFIER_OUTBOX_DIR", mail_dir.display().to_string()),
+            ("PAYMENTS_GRPC_ADDR", payments_address.clone()),
+            ("PAYMENTS_HTTP_ADDR", payments_http.clone()),
+            ("PAYMENTS_PUBLIC_URL", format!("http://{payments_http}")),
+            ("PAYMENTS_URL", format!("http://{payments_address}")),
+            ("PAYMENTS_CATALOG_URL", format!("http://{catalog_address}")),
+            ("PAYMENTS_SEATING_URL", format!("http://{seating_address}")),
             ("CATALOG_GRPC_ADDR", catalog_address.clone()),
             ("SEATING_GRPC_ADDR", seating_address.clone()),
             ("GATEWAY_HTTP_ADDR", gateway_address),
@@ -46,6 +80,11 @@ impl Environment {
         Environment {
             catalog_db,
             seating_db,
+            _gateway_db: gateway_db,
+            _payments_db: payments_db,
+            _notifier_db: notifier_db,
+            _analytics_db: analytics_db,
+            mail_dir,
             _streams: streams,
             vars,
             gateway_url,
@@ -64,6 +103,64 @@ impl Environment {
         run_to_completion(&["seed"], &self.vars()).await;
     }
 
+    /// Signs in through the API as a script would: a CSRF token first, then
+    /// the credentials; returns the session.
+    async fn sign_in(&self, http: &reqwest::Client, email: &str, password: &str) -> Session {
+        self.start_session(
+            http,
+            "/api/v1/auth/login",
+            serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Creates an account through the API; returns its session.
+    async fn sign_up(&self, http: &reqwest::Client, email: &str, name: &str) -> Session {
+        self.start_session(
+            http,
+            "/api/v1/auth/register",
+            serde_json::json!({ "email": email, "display_name": name, "password": "e2e password 1" }),
+        )
+        .await
+    }
+
+    async fn start_session(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Session {
+        let csrf = http
+            .get(self.url("/api/v1/auth/csrf"))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let cookie = cookie_of(&csrf, "bms_csrf");
+        let token: serde_json::Value = csrf.json().await.expect("a token");
+        let response = http
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .header(
+                "x-csrf-token",
+                token["csrf_token"].as_str().unwrap_or_default(),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        let cookie = cookie_of(&response, "bms_session");
+        let body: serde_json::Value = response.json().await.expect("a session");
+        Session {
+            cookie,
+            csrf_token: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
+        }
+    }
+
     fn start(&self, role: &str) -> Role {
         Role::start(role, &self.vars())
     }
@@ -71,6 +168,33 @@ impl Environment {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway_url)
     }
+}
+
+/// A signed-in script's credentials.
+struct Session {
+    cookie: String,
+    csrf_token: String,
+}
+
+impl Session {
+    fn on(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf_token)
+    }
+}
+
+/// `name=value` of the cookie a response sets.
+fn cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
 }
 
 /// `bookmyseat migrate` and `seed` prepare fresh databases (seeding twice
@@ -129,6 +253,23 @@ async fn browse_the_seeded_programme_across_separate_processes() {
     assert!(horror.contains("Nosferatu"));
     assert!(!horror.contains("href=\"/films/metropolis\""));
 
+    // Every role answers /metrics on its own port, with its request counts.
+    for (role, family) in [
+        (&catalog, "bookmyseat_grpc_requests_total"),
+        (&seating, "bookmyseat_grpc_requests_total"),
+        (&gateway, "bookmyseat_http_requests_total"),
+    ] {
+        let text = http
+            .get(&role.metrics_url)
+            .send()
+            .await
+            .expect("the metrics endpoint answers")
+            .text()
+            .await
+            .expect("metrics text");
+        assert!(text.contains(family), "{}: {text}", role.name());
+    }
+
     for role in [gateway, seating, catalog] {
         let name = role.name().to_owned();
         assert!(
@@ -139,8 +280,10 @@ async fn browse_the_seeded_programme_across_separate_processes() {
 }
 
 /// `bookmyseat all` (what `make up` runs) serves the whole system from one
-/// process: one visitor holds seats through the gateway, another sees them
-/// taken and cannot hold them, and releasing frees them again.
+/// process: the seeded demo customer holds seats through the gateway, a new
+/// customer sees them taken and cannot hold them, and releasing frees them
+/// again. `bookmyseat admin create-staff` makes a staff account that reaches
+/// the staff API, which the demo customer cannot.
 #[tokio::test]
 async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     let env = Environment::new().await;
@@ -161,10 +304,14 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
         .to_owned();
     let seats_url = env.url(&format!("/api/v1/showtimes/{showtime_id}/seats"));
     let holds_url = env.url(&format!("/api/v1/showtimes/{showtime_id}/holds"));
+    // The demo account the README lists, and a new one.
+    let alice = env
+        .sign_in(&http, "customer@bookmyseat.test", "demo-customer-pass")
+        .await;
+    let bob = env.sign_up(&http, "bob@example.com", "Bob").await;
 
-    let hold = http
-        .post(&holds_url)
-        .header("X-Dev-User", "alice")
+    let hold = alice
+        .on(http.post(&holds_url))
         .json(&serde_json::json!({ "seats": ["C5", "C6"] }))
         .send()
         .await
@@ -173,7 +320,7 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     let hold: serde_json::Value = hold.json().await.expect("a hold");
     let hold_id = hold["id"].as_str().expect("hold id").to_owned();
 
-    let map = get_json(&http, &seats_url, Some("bob")).await;
+    let map = get_json(&http, &seats_url, Some(&bob)).await;
     let state = |map: &serde_json::Value, label: &str| {
         map["seats"]
             .as_array()
@@ -185,9 +332,8 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     };
     assert_eq!(state(&map, "C5"), "held");
 
-    let refused = http
-        .post(&holds_url)
-        .header("X-Dev-User", "bob")
+    let refused = bob
+        .on(http.post(&holds_url))
         .json(&serde_json::json!({ "seats": ["C6", "C7"] }))
         .send()
         .await
@@ -196,14 +342,13 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     let refused: serde_json::Value = refused.json().await.expect("an error body");
     assert_eq!(refused["error"]["seats"], serde_json::json!(["C6"]));
 
-    let released = http
-        .delete(env.url(&format!("/api/v1/holds/{hold_id}")))
-        .header("X-Dev-User", "alice")
+    let released = alice
+        .on(http.delete(env.url(&format!("/api/v1/holds/{hold_id}"))))
         .send()
         .await
         .expect("the gateway answers");
     assert_eq!(released.status(), 204);
-    let map = get_json(&http, &seats_url, Some("bob")).await;
+    let map = get_json(&http, &seats_url, Some(&bob)).await;
     assert_eq!(state(&map, "C5"), "available");
     assert_eq!(
         count(
@@ -214,11 +359,246 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
         0
     );
 
+    // The process's metrics counted the holds and the gateway's requests.
+    let metrics = http
+        .get(&all.metrics_url)
+        .send()
+        .await
+        .expect("the metrics endpoint answers")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("bookmyseat_holds_total{outcome=\"granted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bookmyseat_holds_total{outcome=\"refused\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/api/v1/showtimes/{id}/holds\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bookmyseat_grpc_requests_total{method=\"/bookmyseat.seating.v1.SeatingService/HoldSeats\""), "{metrics}");
+
+    // Staff: the CLI makes an account that the staff API lets in.
+    let whoami = env.url("/api/v1/admin/whoami");
+    let refused = alice.on(http.get(&whoami)).send().await.expect("answers");
+    assert_eq!(refused.status(), 403);
+    let printed = run_to_completion(
+        &["admin", "create-staff", "--email", "boss@example.com"],
+        &env.vars(),
+    )
+    .await;
+    let password = printed
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a generated password is printed once");
+    let boss = env.sign_in(&http, "boss@example.com", password).await;
+    let me = boss.on(http.get(&whoami)).send().await.expect("answers");
+    assert_eq!(me.status(), 200);
+    // Promoting an existing account keeps its password.
+    run_to_completion(
+        &["admin", "create-staff", "--email", "bob@example.com"],
+        &env.vars(),
+    )
+    .await;
+    let bob = env
+        .sign_in(&http, "bob@example.com", "e2e password 1")
+        .await;
+    let me = bob.on(http.get(&whoami)).send().await.expect("answers");
+    assert_eq!(me.status(), 200);
+
     tokio::time::timeout(Duration::from_secs(20), async {
         assert!(
             all.terminate().await.success(),
             "`all` exits cleanly on SIGTERM"
         );
+    })
+    .await
+    .expect("`all` stops");
+}
+
+/// The whole purchase over HTTP, as a browser makes it, against `bookmyseat
+/// all`: sign up, browse to a showtime, hold seats, check out with the
+/// simulated provider, land on the success page, and find the booking on the
+/// profile and in the confirmation email the notifier wrote.
+#[tokio::test]
+async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
+    let env = Environment::new().await;
+    env.migrate_and_seed().await;
+    let all = env.start("all");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    processes::wait_until_ready(&http, &env.url("/readyz")).await;
+
+    let buyer = env.sign_up(&http, "frida@example.com", "Frida").await;
+    let film = get_json(&http, &env.url("/api/v1/movies/metropolis"), None).await;
+    let schedule = get_json(&http, &env.url("/api/v1/movies/metropolis/showtimes"), None).await;
+    let showtime_id = schedule["days"][0]["cinemas"][0]["showtimes"][0]["id"]
+        .as_str()
+        .expect("Metropolis has an upcoming showtime")
+        .to_owned();
+    let hold = buyer
+        .on(http.post(env.url(&format!("/api/v1/showtimes/{showtime_id}/holds"))))
+        .json(&serde_json::json!({ "seats": ["D4", "D5"] }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(hold.status(), 201);
+    let hold: serde_json::Value = hold.json().await.expect("a hold");
+    let hold_id = hold["id"].as_str().expect("hold id");
+
+    // Checkout: payments prices the seats from catalog and hands out its
+    // simulated page (no Stripe key here).
+    let checkout = buyer
+        .on(http.post(env.url(&format!("/api/v1/holds/{hold_id}/checkout"))))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(checkout.status(), 201);
+    let checkout: serde_json::Value = checkout.json().await.expect("a checkout");
+    assert_eq!(checkout["simulated"], true);
+    let total = checkout["total"]["amount_minor"].as_i64().expect("a total");
+    assert!(total > 0);
+    let pay_page = checkout["url"].as_str().expect("a url").to_owned();
+    let page = http
+        .get(&pay_page)
+        .send()
+        .await
+        .expect("the simulated page");
+    assert_eq!(page.status(), 200);
+    let paid = http
+        .post(format!("{pay_page}/pay"))
+        .send()
+        .await
+        .expect("paying");
+    assert_eq!(paid.status(), 303);
+    let success = paid
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a redirect")
+        .to_owned();
+    assert!(
+        success.starts_with(&env.url("/checkout/success?session_id=")),
+        "{success}"
+    );
+
+    // The success page confirms within moments.
+    let mut reference = String::new();
+    for _ in 0..100 {
+        let html = buyer
+            .on(http.get(&success))
+            .send()
+            .await
+            .expect("the success page")
+            .text()
+            .await
+            .expect("html");
+        if let Some(found) = html
+            .split("data-booking-reference>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+        {
+            reference = found.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reference.starts_with("BMS-"),
+        "no booking on the success page"
+    );
+
+    // The booking is the buyer's, on the profile and in the API.
+    let bookings = get_json(&http, &env.url("/api/v1/bookings"), Some(&buyer)).await;
+    assert_eq!(bookings["count"], 1);
+    assert_eq!(bookings["bookings"][0]["reference"], reference.as_str());
+    assert_eq!(bookings["bookings"][0]["amount_minor"], total);
+    let profile = buyer
+        .on(http.get(env.url("/profile")))
+        .send()
+        .await
+        .expect("the profile")
+        .text()
+        .await
+        .expect("html");
+    assert!(profile.contains(&reference));
+
+    // The confirmation email, once, with the facts.
+    let mut emails = Vec::new();
+    for _ in 0..100 {
+        emails = std::fs::read_dir(&env.mail_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !emails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(emails.len(), 1, "exactly one email: {emails:?}");
+    let raw = std::fs::read(&emails[0]).expect("the email");
+    let email = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a parsable email");
+    let to = email
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(to, "frida@example.com");
+    let text = email.body_text(0).expect("a text part").into_owned();
+    assert!(text.contains(&reference), "{text}");
+    assert!(
+        text.contains(film["title"].as_str().expect("title")),
+        "{text}"
+    );
+    assert!(text.contains("D4") && text.contains("D5"), "{text}");
+
+    // The staff dashboard's figures moved: one booking, two seats, the total.
+    let staff = env
+        .sign_in(&http, "staff@bookmyseat.test", "demo-staff-pass")
+        .await;
+    let mut stats = serde_json::Value::Null;
+    for _ in 0..100 {
+        stats = get_json(&http, &env.url("/api/v1/admin/stats"), Some(&staff)).await;
+        if stats["totals"]["bookings"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats["totals"]["bookings"], 1, "{stats}");
+    assert_eq!(stats["totals"]["seats_sold"], 2, "{stats}");
+    assert_eq!(
+        stats["totals"]["revenue"][0]["amount_minor"], total,
+        "{stats}"
+    );
+    let dashboard = staff
+        .on(http.get(env.url("/admin/dashboard")))
+        .send()
+        .await
+        .expect("the dashboard");
+    assert_eq!(dashboard.status(), 200);
+    let refused = buyer
+        .on(http.get(env.url("/admin/dashboard")))
+        .send()
+        .await
+        .expect("the dashboard");
+    assert_eq!(refused.status(), 403, "customers never see the dashboard");
+
+    tokio::time::timeout(Duration::from_secs(20), async {
+        assert!(all.terminate().await.success(), "`all` exits cleanly");
     })
     .await
     .expect("`all` stops");
@@ -237,10 +617,10 @@ async fn get_text(http: &reqwest::Client, url: &str) -> String {
     response.text().await.expect("a body")
 }
 
-async fn get_json(http: &reqwest::Client, url: &str, user: Option<&str>) -> serde_json::Value {
+async fn get_json(http: &reqwest::Client, url: &str, user: Option<&Session>) -> serde_json::Value {
     let mut request = http.get(url);
     if let Some(user) = user {
-        request = request.header("X-Dev-User", user);
+        request = user.on(request);
     }
     let response = request.send().await.expect("the gateway answers");
     assert_eq!(response.status(), 200, "GET {url}");

@@ -25,7 +25,7 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// Runs a one-shot subcommand (`migrate`, `seed`) and asserts it succeeded.
-pub async fn run_to_completion(args: &[&str], env: &[(&str, &str)]) {
+pub async fn run_to_completion(args: &[&str], env: &[(&str, &str)]) -> String {
     let output = tokio::time::timeout(Duration::from_secs(60), command(args, env).output())
         .await
         .unwrap_or_else(|_| panic!("bookmyseat {args:?} did not finish within 60 s"))
@@ -36,23 +36,31 @@ pub async fn run_to_completion(args: &[&str], env: &[(&str, &str)]) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A long-running role (`catalog`, `gateway`, …) in its own process.
 pub struct Role {
     name: String,
     child: Child,
+    /// `http://127.0.0.1:PORT/metrics` of this process.
+    pub metrics_url: String,
 }
 
 impl Role {
+    /// Starts `bookmyseat <role>` with `env`, and a metrics port of its own
+    /// (several roles run side by side).
     pub fn start(role: &str, env: &[(&str, &str)]) -> Role {
+        let metrics = format!("127.0.0.1:{}", free_port());
         let child = command(&[role], env)
+            .env("METRICS_ADDR", &metrics)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting bookmyseat {role}: {e}"));
         Role {
             name: role.to_owned(),
             child,
+            metrics_url: format!("http://{metrics}/metrics"),
         }
     }
 

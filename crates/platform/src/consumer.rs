@@ -135,6 +135,11 @@ pub async fn run<H: Handler>(
             };
             match next {
                 Some(Ok(message)) => {
+                    // What is still waiting behind this message.
+                    if let Ok(info) = message.info() {
+                        metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
+                            .set(info.pending as f64);
+                    }
                     handle_message(&pool, &spec, &handler, &message).await;
                 }
                 Some(Err(error)) => {
@@ -163,8 +168,20 @@ pub async fn durable_consumer(
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: spec.ack_wait,
         max_deliver: spec.max_deliver,
-        filter_subjects: spec.filter_subjects.clone(),
         ..Default::default()
+    };
+    // One subject goes in the single-filter field, which every NATS server
+    // understands; several need `filter_subjects`, which servers before 2.10
+    // ignore (the handler then sees, and acknowledges, the others too).
+    let config = match spec.filter_subjects.as_slice() {
+        [one] => pull::Config {
+            filter_subject: one.clone(),
+            ..config
+        },
+        many => pull::Config {
+            filter_subjects: many.to_vec(),
+            ..config
+        },
     };
     stream
         .get_or_create_consumer(&spec.durable, config)

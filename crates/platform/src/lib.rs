@@ -6,13 +6,17 @@
 //! client channels ([`grpc`]), HTTP serving ([`http`]), NATS and JetStream
 //! ([`nats`]), the transactional outbox every producer publishes through
 //! ([`outbox`]), the idempotent consumer every event handler runs in
-//! ([`consumer`]), and the shutdown signal every task listens to ([`shutdown`]).
+//! ([`consumer`]), Prometheus metrics ([`metrics`]), money for people
+//! ([`money`]), and the shutdown signal
+//! every task listens to ([`shutdown`]).
 
 pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
+pub mod money;
 pub mod nats;
 pub mod outbox;
 pub mod shutdown;

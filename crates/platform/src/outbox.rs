@@ -157,10 +157,19 @@ pub async fn run_relay(
     shutdown: Shutdown,
 ) {
     let mut backoff = settings.initial_backoff;
+    let database = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or("unknown")
+        .to_owned();
     loop {
         match relay_once(&pool, &jetstream, &settings).await {
             Ok(published) => {
                 backoff = settings.initial_backoff;
+                if let Ok(waiting) = backlog(&pool).await {
+                    metrics::gauge!("bookmyseat_outbox_backlog", "database" => database.clone())
+                        .set(waiting as f64);
+                }
                 if published as i64 == settings.batch_size {
                     continue; // more may be waiting
                 }

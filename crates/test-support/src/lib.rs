@@ -7,9 +7,19 @@
 //! - [`spawn_seating`]: the real seating service on port 0 over its own
 //!   database, with its own JetStream streams (a test prefix), talking to a
 //!   real catalog and a real NATS.
+//! - [`payments::spawn_payments`]: the real payments service beside a
+//!   seating, and [`stripe::FakeStripe`], the Stripe-shaped server it talks
+//!   to in tests, with the webhook signer.
+//! - [`analytics::spawn_analytics`]: the real analytics service consuming a
+//!   test's streams.
 //!
 //! Nothing here mocks a service: if PostgreSQL is not reachable the test
 //! fails and says how to start it (`make test` does).
+
+pub mod analytics;
+pub mod payments;
+pub mod smtp;
+pub mod stripe;
 
 use std::net::SocketAddr;
 

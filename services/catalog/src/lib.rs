@@ -100,10 +100,20 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let vocabulary = store::load_vocabulary(&pool).await?;
+    let dependencies = platform::grpc::Dependencies {
+        pool: pool.clone(),
+        nats: None,
+    };
     let service = grpc::CatalogService::new(
         pool,
         vocabulary,
         Duration::from_millis(settings.catalog_cache_ttl_ms),
     );
-    platform::grpc::serve(listener, CatalogServiceServer::new(service), shutdown).await
+    platform::grpc::serve(
+        listener,
+        CatalogServiceServer::new(service),
+        dependencies,
+        shutdown,
+    )
+    .await
 }

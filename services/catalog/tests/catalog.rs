@@ -841,3 +841,43 @@ async fn cinemas_need_a_real_time_zone_and_a_unique_name_per_city() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(field_errors(&status), ["name"]);
 }
+
+/// The health service reports SERVING while catalog's database answers, and
+/// NOT_SERVING once it does not, so Kubernetes stops routing to it.
+#[tokio::test]
+async fn health_follows_the_database() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let catalog = test_support::spawn_catalog().await;
+    let channel = Channel::from_shared(catalog.url.clone())
+        .expect("a URL")
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    let status = |service: &str| HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let answer = health
+        .check(status("bookmyseat.catalog.v1.CatalogService"))
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(answer.status(), ServingStatus::Serving);
+
+    catalog.pool().close().await;
+    let mut not_serving = false;
+    for _ in 0..50 {
+        let answer = health
+            .check(status(""))
+            .await
+            .expect("health answers")
+            .into_inner();
+        if answer.status() == ServingStatus::NotServing {
+            not_serving = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(not_serving, "health kept saying SERVING without a database");
+}

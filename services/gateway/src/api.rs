@@ -3,9 +3,10 @@
 //! The same catalog and seating answers as the pages, in the
 //! [`crate::resources`] shapes; every failure is an [`ApiError`] with a
 //! `{"error":{"code","message"}}` body (plus `seats` when seats were taken).
-//! Seat and hold endpoints know their caller through the development stand-in
-//! of [`crate::dev_identity`] (`X-Dev-User` or the `dev_user` cookie) until
-//! accounts exist. Each handler carries a `#[utoipa::path]` description, and [`ApiDoc`]
+//! Seat maps are public (a signed-in caller's own held seats are marked);
+//! holds need a signed-in session ([`SignedIn`]), and every state-changing
+//! call carries the session's CSRF token (checked in [`crate::session`]).
+//! Each handler carries a `#[utoipa::path]` description, and [`ApiDoc`]
 //! gathers them into the OpenAPI 3.1 document at `/api/openapi.json`, so the
 //! document is generated from the code it describes.
 
@@ -22,7 +23,6 @@ use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::catalog_client::parse_showtime_id;
-use crate::dev_identity::{self, DevUser};
 use crate::error::{ApiError, Error, ErrorBody};
 use crate::film_filter::{FilmFilter, FilmListQuery};
 use crate::resources::{
@@ -30,6 +30,7 @@ use crate::resources::{
 };
 use crate::seat_events;
 use crate::seat_selection::SeatSelection;
+use crate::session::{SignedIn, Visitor};
 
 /// The OpenAPI description of `/api/v1`.
 #[derive(OpenApi)]
@@ -39,10 +40,12 @@ use crate::seat_selection::SeatSelection;
         description = "Browse the cinema programme (films, filters, showtimes, seat layouts \
                        and prices), see a showtime's seats live, and hold seats. Errors are \
                        always `{\"error\":{\"code\":…,\"message\":…}}` with the matching \
-                       HTTP status.\n\n**Development identity.** Until accounts exist, seat \
-                       and hold endpoints take the caller from the `X-Dev-User` header or the \
-                       `dev_user` cookie; a caller with neither is given a random `dev_user` \
-                       cookie. This is not authentication and will be replaced by sessions."
+                       HTTP status.\n\n**Sessions.** Sign in with `POST /api/v1/auth/login` (or \
+                       register); the answer sets the `bms_session` cookie and gives the \
+                       session's `csrf_token`. Every POST, PATCH and DELETE must send that \
+                       token in the `X-CSRF-Token` header (before signing in, take one from \
+                       `GET /api/v1/auth/csrf`, which also sets its cookie). Holds, bookings \
+                       and `/api/v1/me` need a session; `/api/v1/admin/*` needs a staff one."
     ),
     paths(
         list_movies,
@@ -54,33 +57,73 @@ use crate::seat_selection::SeatSelection;
         showtime_events,
         create_hold,
         get_hold,
-        release_hold
+        release_hold,
+        crate::account_api::csrf,
+        crate::account_api::register,
+        crate::account_api::login,
+        crate::account_api::logout,
+        crate::account_api::request_reset,
+        crate::account_api::confirm_reset,
+        crate::account_api::me,
+        crate::account_api::update_me,
+        crate::account_api::change_password,
+        crate::account_api::list_bookings,
+        crate::account_api::get_booking,
+        crate::account_api::block_seats,
+        crate::account_api::unblock_seats,
+        crate::account_api::admin_whoami,
+        crate::account_api::admin_stats,
+        crate::checkout_pages::api_create_checkout,
+        crate::checkout_pages::api_get_checkout
     ),
     components(schemas(ErrorBody, SeatChanges)),
+    modifiers(&SessionCookie),
     tags(
         (name = "films", description = "Films and their showtimes"),
-        (name = "seats", description = "Seat maps, live seat changes and holds")
+        (name = "seats", description = "Seat maps, live seat changes and holds"),
+        (name = "accounts", description = "Sign-up, sign-in, the caller's account and bookings"),
+        (name = "checkout", description = "Paying for held seats"),
+        (name = "staff", description = "Staff only")
     )
 )]
 pub struct ApiDoc;
 
+/// Declares the `session` security scheme: the `bms_session` cookie.
+struct SessionCookie;
+
+impl utoipa::Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::session::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
 /// The API routes, mounted under `/api/v1` by [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
-    // Seats and holds need to know the caller.
-    let seats = Router::new()
-        .route("/showtimes/{id}/seats", get(get_seat_map))
-        .route("/showtimes/{id}/events", get(showtime_events))
-        .route("/showtimes/{id}/holds", post(create_hold))
-        .route("/holds/{id}", get(get_hold))
-        .route("/holds/{id}", delete(release_hold))
-        .route_layer(axum::middleware::from_fn(dev_identity::identify));
     Router::new()
         .route("/movies", get(list_movies))
         .route("/movies/{id_or_slug}", get(get_movie))
         .route("/movies/{id_or_slug}/showtimes", get(get_movie_showtimes))
         .route("/showtimes/{id}", get(get_showtime))
         .route("/facets", get(get_facets))
-        .merge(seats)
+        .route("/showtimes/{id}/seats", get(get_seat_map))
+        .route("/showtimes/{id}/events", get(showtime_events))
+        .route("/showtimes/{id}/holds", post(create_hold))
+        .route("/holds/{id}", get(get_hold))
+        .route("/holds/{id}", delete(release_hold))
+        .merge(crate::account_api::routes())
+}
+
+/// Whose holds a seat map marks as "mine": nobody's for a visitor who has
+/// not signed in.
+pub fn caller_id(visitor: &Visitor) -> String {
+    visitor.user().map(|u| u.id.to_string()).unwrap_or_default()
 }
 
 /// `GET /api/openapi.json`.
@@ -201,7 +244,6 @@ async fn get_facets(State(state): State<Arc<AppState>>) -> Result<Json<Facets>, 
     tag = "seats",
     params(
         ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
-        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
     ),
     responses(
         (status = 200, description = "The seat map", body = SeatMap),
@@ -212,11 +254,13 @@ async fn get_facets(State(state): State<Arc<AppState>>) -> Result<Json<Facets>, 
 )]
 async fn get_seat_map(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    visitor: Visitor,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SeatMap>, ApiError> {
     let Path(id) = id.map_err(Error::from)?;
-    Ok(Json(state.seating.seat_map(&id, &user).await?))
+    Ok(Json(
+        state.seating.seat_map(&id, &caller_id(&visitor)).await?,
+    ))
 }
 
 /// Live seat changes of a showtime, as Server-Sent Events.
@@ -231,7 +275,6 @@ async fn get_seat_map(
     tag = "seats",
     params(
         ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
-        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
     ),
     responses(
         (status = 200, description = "`text/event-stream`: a `snapshot` event (SeatMap), then \
@@ -245,7 +288,7 @@ async fn get_seat_map(
 )]
 async fn showtime_events(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    visitor: Visitor,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(Error::from)?;
@@ -253,7 +296,7 @@ async fn showtime_events(
     // Subscribe first: a change made while the snapshot is read still
     // arrives (see seat_events).
     let subscriber = state.seat_events.subscribe(showtime_id).await?;
-    let snapshot = state.seating.seat_map(&id, &user).await?;
+    let snapshot = state.seating.seat_map(&id, &caller_id(&visitor)).await?;
     let events = seat_events::stream(snapshot, subscriber, state.shutdown.clone());
     let mut response = Sse::new(events)
         .keep_alive(seat_events::keep_alive())
@@ -274,10 +317,12 @@ async fn showtime_events(
     tag = "seats",
     params(
         ("id" = String, Path, format = Uuid, description = "The showtime's UUID"),
-        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
     ),
     request_body = HoldRequest,
+    security(("session" = [])),
     responses(
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
         (status = 201, description = "The seats are held until `held_until`", body = Hold,
          headers(("Location" = String, description = "/api/v1/holds/{hold id}"))),
         (status = 400, description = "No seats, too many seats, the same seat twice, a seat \
@@ -292,7 +337,7 @@ async fn showtime_events(
 )]
 async fn create_hold(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    user: SignedIn,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<HoldRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -306,7 +351,7 @@ async fn create_hold(
     // A malformed showtime id is reported before the seats are looked at.
     parse_showtime_id(&id)?;
     let seats = SeatSelection::parse(&request.seats)?;
-    let hold = state.seating.hold(&id, &seats, &user).await?;
+    let hold = state.seating.hold(&id, &seats, &user.user_id()).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/holds/{}", hold.id))
         .map_err(|_| Error::internal())?;
     Ok((
@@ -324,7 +369,6 @@ async fn create_hold(
     tag = "seats",
     params(
         ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
-        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
     ),
     responses(
         (status = 200, description = "The hold", body = Hold),
@@ -336,11 +380,11 @@ async fn create_hold(
 )]
 async fn get_hold(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    user: SignedIn,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Hold>, ApiError> {
     let Path(id) = id.map_err(Error::from)?;
-    Ok(Json(state.seating.hold_of(&id, &user).await?))
+    Ok(Json(state.seating.hold_of(&id, &user.user_id()).await?))
 }
 
 /// Lets the seats of one of the caller's holds go, at once.
@@ -350,7 +394,6 @@ async fn get_hold(
     tag = "seats",
     params(
         ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
-        ("X-Dev-User" = Option<String>, Header, description = "Development identity (temporary)"),
     ),
     responses(
         (status = 204, description = "Released; its seats are available again"),
@@ -363,10 +406,10 @@ async fn get_hold(
 )]
 async fn release_hold(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    user: SignedIn,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id.map_err(Error::from)?;
-    state.seating.release(&id, &user).await?;
+    state.seating.release(&id, &user.user_id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -41,6 +41,11 @@ impl CatalogClient {
         }
     }
 
+    /// The generated client, for the staff calls in [`crate::programme`].
+    pub(crate) fn grpc(&self) -> CatalogServiceClient<Channel> {
+        self.client.clone()
+    }
+
     /// One page of films matching `filter`.
     ///
     /// A genre or language the catalog does not know is the caller's mistake

@@ -20,6 +20,9 @@ pub enum Error {
     /// The request itself is wrong (a malformed id, an unknown filter).
     #[error("{0}")]
     BadRequest(String),
+    /// The caller must sign in first (or their credentials were wrong).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -34,6 +37,13 @@ pub enum Error {
     /// them so a page can mark them and the buyer can pick others.
     #[error("{message}")]
     SeatsUnavailable { message: String, seats: Vec<String> },
+    /// Too many attempts (sign-in, password reset); `retry_after_secs` says
+    /// when the next one will be considered.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A service we depend on is down or slow; trying again later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -51,7 +61,9 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) | Error::SeatsUnavailable { .. } => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,7 +75,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::TooManyRequests { .. } => "too_many_requests",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::SeatsUnavailable { .. } => "seats_unavailable",
@@ -75,7 +89,9 @@ impl Error {
     pub fn message(&self) -> &str {
         match self {
             Error::BadRequest(m)
+            | Error::Unauthorized(m)
             | Error::Forbidden(m)
+            | Error::TooManyRequests { message: m, .. }
             | Error::NotFound(m)
             | Error::Conflict(m)
             | Error::Unavailable(m)
@@ -88,7 +104,9 @@ impl Error {
     fn title(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "That request didn't make sense",
+            Error::Unauthorized(_) => "Please sign in",
             Error::Forbidden(_) => "Not allowed",
+            Error::TooManyRequests { .. } => "Too many attempts",
             Error::NotFound(_) => "We couldn't find that",
             Error::Conflict(_) => "That clashed with something",
             Error::SeatsUnavailable { .. } => "Those seats were just taken",
@@ -100,6 +118,17 @@ impl Error {
     /// Whether trying again later is the advice.
     fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable(_))
+    }
+
+    /// The `Retry-After` an answer carries, if any.
+    fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
+            Error::Unavailable(_) => Some(HeaderValue::from_static("5")),
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(HeaderValue::from(*retry_after_secs)),
+            _ => None,
+        }
     }
 
     /// Logs what the caller will not see.
@@ -199,8 +228,9 @@ pub struct ErrorBody {
 /// What went wrong, for programs (`code`) and people (`message`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// One of `bad_request`, `forbidden`, `not_found`, `conflict`,
-    /// `seats_unavailable`, `unavailable`, `internal`.
+    /// One of `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `seats_unavailable`, `too_many_requests`, `unavailable`,
+    /// `internal`.
     #[schema(example = "not_found")]
     pub code: String,
     #[schema(example = "No film called \"no-such-film\".")]
@@ -243,10 +273,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (error.status(), Json(body)).into_response();
-        if error.is_transient() {
+        if let Some(retry_after) = error.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response
     }
@@ -280,6 +310,7 @@ impl IntoResponse for PageError {
             title: error.title(),
             message: error.message(),
             try_again: error.is_transient(),
+            nav: Default::default(),
         };
         let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
@@ -288,10 +319,10 @@ impl IntoResponse for PageError {
                 (status, error.message().to_owned()).into_response()
             }
         };
-        if error.is_transient() {
+        if let Some(retry_after) = error.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response
     }

@@ -27,31 +27,28 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::dev_identity::{self, DevUser};
 use crate::error::{Error, PageError};
 use crate::film_filter::{FilmFilter, FilmListQuery, HOME_PAGE_SIZE};
 use crate::poster;
 use crate::seat_selection::SeatSelection;
+use crate::session::{SignedIn, Visitor};
 use crate::views::{ChosenFilter, FilmDetailsPage, HomePage, Notice, SeatPageState, ShowtimePage};
 
 /// The page routes, for [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
-    // The seat page and its forms need to know the visitor.
-    let seats = Router::new()
-        .route("/showtimes/{id}", get(showtime))
-        .route("/showtimes/{id}/hold", post(hold_seats))
-        .route("/showtimes/{id}/release", post(release_hold))
-        .route_layer(axum::middleware::from_fn(dev_identity::identify));
     Router::new()
         .route("/", get(home))
         .route("/films/{slug}", get(film))
         .route("/posters/{file}", get(poster))
-        .merge(seats)
+        .route("/showtimes/{id}", get(showtime))
+        .route("/showtimes/{id}/hold", post(hold_seats))
+        .route("/showtimes/{id}/release", post(release_hold))
 }
 
 /// `GET /`: films, filtered by genre, language and text, a page at a time.
 async fn home(
     State(state): State<Arc<AppState>>,
+    visitor: Visitor,
     query: Result<Query<FilmListQuery>, QueryRejection>,
 ) -> Result<Html<String>, PageError> {
     let Query(raw) = query.map_err(Error::from)?;
@@ -67,40 +64,76 @@ async fn home(
         is_later_page: filter.page_token.is_some(),
         page_size: chosen_page_size,
     };
-    render(&HomePage::new(
-        &page,
-        &facets,
-        chosen,
-        &state.public_base_url,
-    ))
+    let mut home = HomePage::new(&page, &facets, chosen, &state.public_base_url);
+    home.nav = visitor.nav();
+    render(&home)
 }
 
 /// `GET /films/{slug}`: a film and its showtimes by day and cinema.
 async fn film(
     State(state): State<Arc<AppState>>,
+    visitor: Visitor,
     slug: Result<Path<String>, PathRejection>,
 ) -> Result<Html<String>, PageError> {
     let Path(slug) = slug.map_err(Error::from)?;
     let listing = state.catalog.film_showtimes(&slug).await?;
-    render(&FilmDetailsPage::new(&listing, &state.public_base_url))
+    let mut page = FilmDetailsPage::new(&listing, &state.public_base_url);
+    page.nav = visitor.nav();
+    render(&page)
 }
 
 /// The seat page's query: which hold to show (after a no-JS hold).
 #[derive(Debug, Default, Deserialize)]
 pub struct SeatPageQuery {
     hold: Option<String>,
+    /// Why the last checkout could not start (a code from
+    /// [`crate::checkout_pages`]).
+    checkout_error: Option<String>,
+    /// The buyer came back from the payment page without paying.
+    cancelled: Option<String>,
+}
+
+impl SeatPageQuery {
+    /// The notice the page opens with, worded here (never taken from the
+    /// address).
+    fn notice(&self) -> Option<Notice> {
+        let error = |message: &str| {
+            Some(Notice {
+                is_error: true,
+                message: message.to_owned(),
+            })
+        };
+        match self.checkout_error.as_deref() {
+            Some("unavailable") => {
+                return error(
+                    "The payment provider is not answering right now. Your seats stay held; \
+                     please try Checkout again in a moment.",
+                );
+            }
+            Some("ended") => {
+                return error("That hold has ended; pick your seats again.");
+            }
+            Some(_) => return error("That checkout could not be started; pick your seats again."),
+            None => {}
+        }
+        self.cancelled.as_ref().map(|_| Notice {
+            is_error: false,
+            message: "Checkout cancelled: your seats were released.".to_owned(),
+        })
+    }
 }
 
 /// `GET /showtimes/{id}`: a showtime's details and its live seat plan.
 async fn showtime(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    visitor: Visitor,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<SeatPageQuery>, QueryRejection>,
 ) -> Result<Html<String>, PageError> {
     let Path(id) = id.map_err(Error::from)?;
     let Query(query) = query.map_err(Error::from)?;
-    seat_page(&state, &id, &user, query.hold.as_deref(), &[], None)
+    let notice = query.notice();
+    seat_page(&state, &id, &visitor, query.hold.as_deref(), &[], notice)
         .await
         .map(|(_, html)| html)
 }
@@ -109,7 +142,7 @@ async fn showtime(
 /// seats and shows them on the seat page, or shows why not.
 async fn hold_seats(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    user: SignedIn,
     id: Result<Path<String>, PathRejection>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, PageError> {
@@ -121,7 +154,7 @@ async fn hold_seats(
         .map(|(_, value)| value)
         .collect();
     let held = match SeatSelection::parse(&chosen) {
-        Ok(seats) => state.seating.hold(&id, &seats, &user).await,
+        Ok(seats) => state.seating.hold(&id, &seats, &user.user_id()).await,
         Err(error) => Err(error),
     };
     match held {
@@ -137,7 +170,8 @@ async fn hold_seats(
                 is_error: true,
                 message: error.message().to_owned(),
             };
-            let (_, html) = seat_page(&state, &id, &user, None, &chosen, Some(notice)).await?;
+            let (_, html) =
+                seat_page(&state, &id, &user.visitor, None, &chosen, Some(notice)).await?;
             Ok((status, html).into_response())
         }
         Err(error) => Err(error.into()),
@@ -153,14 +187,17 @@ pub struct ReleaseForm {
 /// `POST /showtimes/{id}/release`: lets the visitor's hold go.
 async fn release_hold(
     State(state): State<Arc<AppState>>,
-    user: DevUser,
+    user: SignedIn,
     id: Result<Path<String>, PathRejection>,
     form: Result<Form<ReleaseForm>, FormRejection>,
 ) -> Result<Redirect, PageError> {
     let Path(id) = id.map_err(Error::from)?;
     let showtime_id = crate::catalog_client::parse_showtime_id(&id)?;
     let Form(form) = form.map_err(form_error)?;
-    state.seating.release(&form.hold_id, &user).await?;
+    state
+        .seating
+        .release(&form.hold_id, &user.user_id())
+        .await?;
     Ok(Redirect::to(&format!("/showtimes/{showtime_id}")))
 }
 
@@ -176,13 +213,16 @@ fn form_error(rejection: FormRejection) -> Error {
 async fn seat_page(
     state: &AppState,
     id: &str,
-    user: &DevUser,
+    visitor: &Visitor,
     hold_id: Option<&str>,
     selected: &[String],
     notice: Option<Notice>,
 ) -> Result<(StatusCode, Html<String>), PageError> {
-    let (detail, seats) =
-        tokio::join!(state.catalog.showtime(id), state.seating.seat_map(id, user));
+    let caller = crate::api::caller_id(visitor);
+    let (detail, seats) = tokio::join!(
+        state.catalog.showtime(id),
+        state.seating.seat_map(id, &caller)
+    );
     let detail = detail?;
     let seats = seats
         .inspect_err(|error| {
@@ -192,9 +232,9 @@ async fn seat_page(
     // Only the visitor's own hold of this showtime is shown; anything else
     // in `?hold=` is ignored rather than explained.
     let hold = match hold_id {
-        Some(hold_id) if seats.is_some() => state
+        Some(hold_id) if seats.is_some() && visitor.session.is_some() => state
             .seating
-            .hold_of(hold_id, user)
+            .hold_of(hold_id, &caller)
             .await
             .ok()
             .filter(|hold| hold.showtime_id == detail.id),
@@ -209,7 +249,8 @@ async fn seat_page(
             notice,
         },
         &state.public_base_url,
-    );
+    )
+    .for_visitor(visitor);
     Ok((StatusCode::OK, render(&page)?))
 }
 

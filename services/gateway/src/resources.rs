@@ -292,6 +292,94 @@ pub struct Hold {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where a booking stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    /// Paid for; the seats are the buyer's.
+    Confirmed,
+    /// The payment was given back; the seats are on sale again.
+    Refunded,
+}
+
+/// Seats bought for a showtime: the ticket.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Booking {
+    /// The short code the buyer shows at the cinema.
+    #[schema(example = "BMS-7K3Q9P")]
+    pub reference: String,
+    #[schema(format = "uuid")]
+    pub showtime_id: String,
+    #[schema(format = "uuid")]
+    pub film_id: String,
+    pub film_title: String,
+    /// The film's poster; may be empty (pages fall back to a drawn one).
+    pub poster_url: String,
+    pub cinema_name: String,
+    /// IANA time zone the showtime is shown in.
+    #[schema(example = "Asia/Kolkata")]
+    pub cinema_time_zone: String,
+    pub screen_name: String,
+    pub starts_at: DateTime<Utc>,
+    pub seats: Vec<HeldSeat>,
+    /// What was paid, in minor units of `currency`.
+    pub amount_minor: i64,
+    #[schema(example = "INR")]
+    pub currency: String,
+    pub status: BookingStatus,
+    pub booked_at: DateTime<Utc>,
+}
+
+/// Where a checkout stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutStatus {
+    /// Waiting for the buyer to pay.
+    Open,
+    /// Paid with a method that settles later (a bank transfer).
+    Processing,
+    /// Paid; the booking follows (or a refund, if the seats were lost).
+    Paid,
+    /// The buyer did not pay in time; the seats went back on sale.
+    Expired,
+    /// The payment failed.
+    Failed,
+    /// The payment was given back.
+    Refunded,
+}
+
+/// One line of a checkout: seats of one category.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CheckoutLine {
+    #[schema(example = "standard")]
+    pub category: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+/// Paying for a hold.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Checkout {
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The payment provider's session id (in the success page's address).
+    pub session_id: String,
+    #[schema(format = "uuid")]
+    pub hold_id: String,
+    /// Where to send the buyer to pay.
+    #[schema(format = "uri")]
+    pub url: String,
+    pub status: CheckoutStatus,
+    /// Computed by payments from catalog's prices.
+    pub total: Money,
+    pub lines: Vec<CheckoutLine>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Once the booking exists.
+    pub booking_reference: Option<String>,
+    /// A test payment through the simulated provider: no money moves.
+    pub simulated: bool,
+}
+
 /// `POST /api/v1/showtimes/{id}/holds`.
 #[derive(Clone, Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -57,6 +57,11 @@ pub struct SeatEvents {
 }
 
 impl SeatEvents {
+    /// Whether the NATS connection is up (for readiness).
+    pub fn connected(&self) -> bool {
+        self.nats.connection_state() == async_nats::connection::State::Connected
+    }
+
     pub fn new(nats: async_nats::Client, subject_prefix: String) -> Self {
         Self {
             nats,

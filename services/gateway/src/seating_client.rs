@@ -4,8 +4,9 @@
 //! calls here turn seating's answers into [`crate::resources`] once, and its
 //! failures into [`Error`]s (a FAILED_PRECONDITION carrying
 //! `SeatsUnavailable` becomes [`Error::SeatsUnavailable`] in
-//! [`crate::error`]). Every call names the caller (the [`DevUser`] for now),
-//! because seating decides who owns a hold.
+//! [`crate::error`]). Every call names the caller (the signed-in user's id,
+//! from [`crate::session`]), because seating decides who owns a hold and a
+//! booking.
 
 use chrono::{DateTime, Utc};
 use proto::seating::v1 as pb;
@@ -13,9 +14,10 @@ use proto::seating::v1::seating_service_client::SeatingServiceClient;
 use tonic::transport::Channel;
 
 use crate::catalog_client::parse_showtime_id;
-use crate::dev_identity::DevUser;
 use crate::error::Error;
-use crate::resources::{HeldSeat, Hold, HoldStatus, Seat, SeatMap, SeatState};
+use crate::resources::{
+    Booking, BookingStatus, HeldSeat, Hold, HoldStatus, Seat, SeatMap, SeatState,
+};
 use crate::seat_selection::SeatSelection;
 
 /// A cheap-to-clone handle on the seating service.
@@ -33,36 +35,19 @@ impl SeatingClient {
 
     /// Every seat of a showtime with its state, the caller's own held seats
     /// marked.
-    pub async fn seat_map(&self, showtime_id: &str, user: &DevUser) -> Result<SeatMap, Error> {
+    pub async fn seat_map(&self, showtime_id: &str, user_id: &str) -> Result<SeatMap, Error> {
         let showtime_id = parse_showtime_id(showtime_id)?;
         let map = self
             .client
             .clone()
             .get_seat_map(pb::GetSeatMapRequest {
                 showtime_id: showtime_id.to_string(),
-                user_id: user.id().to_owned(),
+                user_id: user_id.to_owned(),
             })
             .await
             .map_err(showtime_error)?
             .into_inner();
-        Ok(SeatMap {
-            showtime_id: map.showtime_id,
-            version: map.version,
-            seats: map
-                .seats
-                .into_iter()
-                .map(|seat| {
-                    Ok(Seat {
-                        state: seat_state(seat.state())?,
-                        label: seat.label,
-                        row: seat.row,
-                        number: seat.number,
-                        category: seat.category,
-                        mine: seat.held_by_caller,
-                    })
-                })
-                .collect::<Result<_, Error>>()?,
-        })
+        seat_map_resource(map)
     }
 
     /// Holds every seat of `seats` for `user`, or none of them.
@@ -70,7 +55,7 @@ impl SeatingClient {
         &self,
         showtime_id: &str,
         seats: &SeatSelection,
-        user: &DevUser,
+        user_id: &str,
     ) -> Result<Hold, Error> {
         let showtime_id = parse_showtime_id(showtime_id)?;
         let hold = self
@@ -79,7 +64,7 @@ impl SeatingClient {
             .hold_seats(pb::HoldSeatsRequest {
                 showtime_id: showtime_id.to_string(),
                 seats: seats.labels().map(str::to_owned).collect(),
-                user_id: user.id().to_owned(),
+                user_id: user_id.to_owned(),
             })
             .await
             .map_err(showtime_error)?
@@ -88,13 +73,13 @@ impl SeatingClient {
     }
 
     /// Lets the seats of the caller's hold go.
-    pub async fn release(&self, hold_id: &str, user: &DevUser) -> Result<(), Error> {
+    pub async fn release(&self, hold_id: &str, user_id: &str) -> Result<(), Error> {
         let hold_id = parse_hold_id(hold_id)?;
         self.client
             .clone()
             .release_hold(pb::ReleaseHoldRequest {
                 hold_id: hold_id.to_string(),
-                user_id: user.id().to_owned(),
+                user_id: user_id.to_owned(),
             })
             .await
             .map_err(hold_error)?;
@@ -102,7 +87,7 @@ impl SeatingClient {
     }
 
     /// One of the caller's holds; someone else's is refused.
-    pub async fn hold_of(&self, hold_id: &str, user: &DevUser) -> Result<Hold, Error> {
+    pub async fn hold_of(&self, hold_id: &str, user_id: &str) -> Result<Hold, Error> {
         let hold_id = parse_hold_id(hold_id)?;
         let hold = self
             .client
@@ -113,11 +98,155 @@ impl SeatingClient {
             .await
             .map_err(hold_error)?
             .into_inner();
-        if hold.user_id != user.id() {
+        if hold.user_id != user_id {
             return Err(not_your_hold());
         }
         hold_resource(hold)
     }
+
+    /// The user's bookings, newest first.
+    pub async fn bookings(&self, user_id: &str) -> Result<Vec<Booking>, Error> {
+        let list = self
+            .client
+            .clone()
+            .list_bookings(pb::ListBookingsRequest {
+                user_id: user_id.to_owned(),
+            })
+            .await?
+            .into_inner();
+        list.bookings.into_iter().map(booking_resource).collect()
+    }
+
+    /// One of the user's bookings by reference; another user's is "not
+    /// found", exactly like one that does not exist.
+    pub async fn booking(&self, reference: &str, user_id: &str) -> Result<Booking, Error> {
+        let reference = reference.trim();
+        let well_formed = (4..=32).contains(&reference.len())
+            && reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !well_formed {
+            return Err(Error::BadRequest(
+                "That is not a booking reference; they look like BMS-7K3Q9P.".to_owned(),
+            ));
+        }
+        let booking = self
+            .client
+            .clone()
+            .get_booking(pb::GetBookingRequest {
+                reference: reference.to_uppercase(),
+                user_id: user_id.to_owned(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound => {
+                    Error::NotFound(format!("You have no booking with reference {reference}."))
+                }
+                _ => status.into(),
+            })?
+            .into_inner();
+        // Seating checks the owner; this is a second lock on the same door.
+        if booking.user_id != user_id {
+            return Err(Error::NotFound(format!(
+                "You have no booking with reference {reference}."
+            )));
+        }
+        booking_resource(booking)
+    }
+
+    /// Staff: takes seats out of sale.
+    pub async fn block(
+        &self,
+        showtime_id: &str,
+        seats: &SeatSelection,
+        reason: &str,
+    ) -> Result<SeatMap, Error> {
+        let showtime_id = parse_showtime_id(showtime_id)?;
+        let map = self
+            .client
+            .clone()
+            .block_seats(pb::BlockSeatsRequest {
+                showtime_id: showtime_id.to_string(),
+                seats: seats.labels().map(str::to_owned).collect(),
+                reason: reason.to_owned(),
+            })
+            .await
+            .map_err(showtime_error)?
+            .into_inner();
+        seat_map_resource(map)
+    }
+
+    /// Staff: puts blocked seats back on sale.
+    pub async fn unblock(
+        &self,
+        showtime_id: &str,
+        seats: &SeatSelection,
+    ) -> Result<SeatMap, Error> {
+        let showtime_id = parse_showtime_id(showtime_id)?;
+        let map = self
+            .client
+            .clone()
+            .unblock_seats(pb::UnblockSeatsRequest {
+                showtime_id: showtime_id.to_string(),
+                seats: seats.labels().map(str::to_owned).collect(),
+            })
+            .await
+            .map_err(showtime_error)?
+            .into_inner();
+        seat_map_resource(map)
+    }
+}
+
+fn seat_map_resource(map: pb::SeatMap) -> Result<SeatMap, Error> {
+    Ok(SeatMap {
+        showtime_id: map.showtime_id,
+        version: map.version,
+        seats: map
+            .seats
+            .into_iter()
+            .map(|seat| {
+                Ok(Seat {
+                    state: seat_state(seat.state())?,
+                    label: seat.label,
+                    row: seat.row,
+                    number: seat.number,
+                    category: seat.category,
+                    mine: seat.held_by_caller,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+    })
+}
+
+fn booking_resource(booking: pb::Booking) -> Result<Booking, Error> {
+    let status = match booking.status() {
+        pb::BookingStatus::Confirmed => BookingStatus::Confirmed,
+        pb::BookingStatus::Refunded => BookingStatus::Refunded,
+        pb::BookingStatus::Unspecified => return Err(malformed("booking.status")),
+    };
+    Ok(Booking {
+        starts_at: instant(booking.starts_at, "booking.starts_at")?,
+        booked_at: instant(booking.booked_at, "booking.booked_at")?,
+        reference: booking.reference,
+        showtime_id: booking.showtime_id,
+        film_id: booking.film_id,
+        film_title: booking.film_title,
+        poster_url: booking.poster_url,
+        cinema_name: booking.cinema_name,
+        cinema_time_zone: booking.cinema_time_zone,
+        screen_name: booking.screen_name,
+        seats: booking
+            .seats
+            .into_iter()
+            .map(|seat| HeldSeat {
+                label: seat.label,
+                category: seat.category,
+            })
+            .collect(),
+        amount_minor: booking.amount_minor,
+        currency: booking.currency,
+        status,
+    })
 }
 
 fn parse_hold_id(text: &str) -> Result<uuid::Uuid, Error> {

@@ -16,6 +16,16 @@ use crate::resources::{
     Facets, Film, FilmPage, FilmShowtimes, Hold, HoldStatus, SeatMap, ShowtimeDetail,
 };
 
+/// What the page header shows about the visitor: their name and the
+/// sign-out form (which needs the session's CSRF token), or the sign-in link.
+#[derive(Clone, Debug, Default)]
+pub struct Nav {
+    pub signed_in: bool,
+    pub display_name: String,
+    pub is_staff: bool,
+    pub csrf_token: String,
+}
+
 /// A film as a card in a list.
 #[derive(Clone, Debug)]
 pub struct FilmCard {
@@ -76,6 +86,7 @@ pub struct HomePage {
     pub is_filtered: bool,
     pub is_later_page: bool,
     pub next_page_href: Option<String>,
+    pub nav: Nav,
 }
 
 impl HomePage {
@@ -120,6 +131,7 @@ impl HomePage {
             query: chosen.query,
             is_later_page: chosen.is_later_page,
             next_page_href,
+            nav: Nav::default(),
         }
     }
 }
@@ -166,6 +178,7 @@ pub struct FilmDetailsPage {
     pub film: FilmSummary,
     pub trailer: Option<Trailer>,
     pub days: Vec<DaySlots>,
+    pub nav: Nav,
 }
 
 impl FilmDetailsPage {
@@ -206,6 +219,7 @@ impl FilmDetailsPage {
             film: film_summary(film, base_url),
             trailer,
             days,
+            nav: Nav::default(),
         }
     }
 }
@@ -308,6 +322,10 @@ pub struct ShowtimePage {
     pub selection_text: String,
     pub selection_total: String,
     pub hold_button: &'static str,
+    /// Holding seats needs an account; visitors are invited to sign in.
+    pub signed_in: bool,
+    pub csrf_token: String,
+    pub nav: Nav,
 }
 
 /// How many colours the stylesheet has for seat categories.
@@ -492,7 +510,22 @@ impl ShowtimePage {
             hold: hold_view,
             notice,
             selection_text,
+            signed_in: false,
+            csrf_token: String::new(),
+            nav: Nav::default(),
         }
+    }
+
+    /// Draws the page for this visitor: their header, their form token, and
+    /// an invitation to sign in when they have no account yet.
+    pub fn for_visitor(mut self, visitor: &crate::session::Visitor) -> Self {
+        self.nav = visitor.nav();
+        self.signed_in = visitor.session.is_some();
+        self.csrf_token = visitor.csrf_token();
+        if !self.signed_in {
+            self.hold_button = "Sign in to hold seats";
+        }
+        self
     }
 }
 
@@ -517,6 +550,8 @@ pub struct ErrorPage<'a> {
     pub title: &'a str,
     pub message: &'a str,
     pub try_again: bool,
+    /// Error pages are drawn without the request, so as for a visitor.
+    pub nav: Nav,
 }
 
 fn film_card(film: &Film, base_url: &str) -> FilmCard {
@@ -667,4 +702,145 @@ mod tests {
         assert_eq!(category_name("premium-plus"), "Premium plus");
         assert_eq!(category_name("recliner"), "Recliner");
     }
+}
+
+/// `GET /login`.
+#[derive(Template, Default)]
+#[template(path = "login.html")]
+pub struct SignInPage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub email: String,
+    /// Where to go after signing in (a local path).
+    pub next: String,
+    pub notice: Option<Notice>,
+}
+
+/// `GET /signup`.
+#[derive(Template, Default)]
+#[template(path = "signup.html")]
+pub struct SignUpPage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub email: String,
+    pub display_name: String,
+    pub next: String,
+    pub min_password: usize,
+    pub notice: Option<Notice>,
+}
+
+/// `GET /password-reset`: ask for a reset link.
+#[derive(Template, Default)]
+#[template(path = "forgot_password.html")]
+pub struct ForgotPasswordPage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub email: String,
+    pub notice: Option<Notice>,
+}
+
+/// `GET /reset-password?token=…`: choose a new password.
+#[derive(Template, Default)]
+#[template(path = "reset_password.html")]
+pub struct ResetPasswordPage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub token: String,
+    /// The link works (unused, unexpired); otherwise the page says so.
+    pub usable: bool,
+    pub min_password: usize,
+    pub notice: Option<Notice>,
+}
+
+/// A booking drawn as a ticket stub.
+#[derive(Clone, Debug)]
+pub struct TicketStub {
+    pub reference: String,
+    pub film_title: String,
+    pub poster_src: String,
+    pub poster_fallback: String,
+    pub cinema_name: String,
+    pub screen_name: String,
+    pub when: String,
+    pub datetime: String,
+    pub seats: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+}
+
+impl TicketStub {
+    pub fn new(booking: &crate::resources::Booking, base_url: &str) -> Self {
+        let local = local_time::in_zone(
+            booking.starts_at,
+            local_time::zone(&booking.cinema_time_zone),
+        );
+        let fallback = crate::poster::fallback_path(&booking.film_id);
+        let poster_src = if booking.poster_url.is_empty() {
+            fallback.clone()
+        } else {
+            local_link(&booking.poster_url, base_url).to_owned()
+        };
+        let (status, status_class) = match booking.status {
+            crate::resources::BookingStatus::Confirmed => ("Confirmed", "stub--confirmed"),
+            crate::resources::BookingStatus::Refunded => ("Refunded", "stub--refunded"),
+        };
+        TicketStub {
+            reference: booking.reference.clone(),
+            film_title: booking.film_title.clone(),
+            poster_src,
+            poster_fallback: fallback,
+            cinema_name: booking.cinema_name.clone(),
+            screen_name: booking.screen_name.clone(),
+            when: local_time::day_and_time(&local),
+            datetime: local.to_rfc3339(),
+            seats: booking
+                .seats
+                .iter()
+                .map(|seat| seat.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            amount: Money::new(booking.amount_minor, booking.currency.clone()).to_string(),
+            status,
+            status_class,
+        }
+    }
+}
+
+/// `GET /profile`: the account and its bookings.
+#[derive(Template, Default)]
+#[template(path = "profile.html")]
+pub struct ProfilePage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub email: String,
+    pub display_name: String,
+    pub member_since: String,
+    pub is_staff: bool,
+    pub min_password: usize,
+    pub bookings: Vec<TicketStub>,
+    pub count_text: String,
+    /// Seating did not answer: the history cannot be shown right now.
+    pub bookings_unavailable: bool,
+    pub notice: Option<Notice>,
+}
+
+impl ProfilePage {
+    pub fn count_text(count: usize) -> String {
+        plural(
+            u32::try_from(count).unwrap_or(u32::MAX),
+            "booking",
+            "bookings",
+        )
+    }
+}
+
+/// `GET /admin`: the staff area's front page.
+#[derive(Template, Default)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    pub nav: Nav,
+    pub csrf_token: String,
+    pub display_name: String,
+    pub notice: Option<Notice>,
 }

@@ -20,6 +20,11 @@
   var currency = form.getAttribute("data-currency") || "INR";
   var version = Number(form.getAttribute("data-version")) || 0;
   var api = "/api/v1/showtimes/" + encodeURIComponent(showtimeId);
+  // Every state-changing API call carries the session's CSRF token, which
+  // the server put in the form for the no-JS path.
+  var csrfInput = form.querySelector("[data-csrf]");
+  var csrfToken = csrfInput ? csrfInput.value : "";
+  var signedOut = form.hasAttribute("data-signed-out");
 
   var selectionText = document.querySelector("[data-selection-text]");
   var selectionTotal = document.querySelector("[data-selection-total]");
@@ -28,7 +33,9 @@
   var announcer = document.querySelector("[data-announcer]");
   var panel = document.querySelector("[data-hold-panel]");
   var releaseForm = document.querySelector("[data-release-form]");
-  var holdIdInput = document.querySelector("[data-hold-id]");
+  // The release and the checkout forms both carry the hold's id.
+  var holdIdInputs = Array.prototype.slice.call(document.querySelectorAll("[data-hold-id]"));
+  var holdIdInput = holdIdInputs[0] || null;
   var holdSeats = document.querySelector("[data-hold-seats]");
   var holdTotal = document.querySelector("[data-hold-total]");
   var holdUntil = document.querySelector("[data-hold-until]");
@@ -216,9 +223,9 @@
 
   function showHold(hold) {
     myHoldId = hold.id;
-    if (holdIdInput) {
-      holdIdInput.value = hold.id;
-    }
+    holdIdInputs.forEach(function (input) {
+      input.value = hold.id;
+    });
     var labels = hold.seats.map(function (seat) {
       return seat.label;
     });
@@ -263,9 +270,9 @@
 
   function endHold(message) {
     myHoldId = null;
-    if (holdIdInput) {
-      holdIdInput.value = "";
-    }
+    holdIdInputs.forEach(function (input) {
+      input.value = "";
+    });
     if (ticker) {
       window.clearInterval(ticker);
       ticker = null;
@@ -341,6 +348,11 @@
   });
 
   form.addEventListener("submit", function (event) {
+    if (signedOut) {
+      // Holding needs an account: let the plain form post take the visitor
+      // to the sign-in page, which brings them back here.
+      return;
+    }
     event.preventDefault();
     var labels = selectedInputs().map(function (input) {
       return input.value;
@@ -360,7 +372,11 @@
     fetch(api + "/holds", {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRF-Token": csrfToken
+      },
       body: JSON.stringify({ seats: labels })
     })
       .then(readJson)
@@ -396,7 +412,7 @@
       fetch("/api/v1/holds/" + encodeURIComponent(myHoldId), {
         method: "DELETE",
         credentials: "same-origin",
-        headers: { Accept: "application/json" }
+        headers: { Accept: "application/json", "X-CSRF-Token": csrfToken }
       })
         .then(function (response) {
           if (response.status === 204 || response.status === 404) {

@@ -7,9 +7,20 @@
 //! while showtimes are scheduled on the screen, so the seats cannot drift.
 //! Materialising is idempotent (`INSERT … ON CONFLICT DO NOTHING`), so two
 //! replicas racing on a new showtime both end with the same rows.
+//!
+//! Because the snapshot never changes once stored, its immutable part (the
+//! start time and which labels exist, with their categories) is also kept in
+//! memory ([`Inventory::known`]): the hot path of a hold then checks the
+//! start and the labels without a database round trip. Each replica keeps
+//! its own copy; being immutable, copies cannot disagree. The map is bounded
+//! and simply starts over when full.
 
 use proto::catalog::v1 as catalog_pb;
 use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
 use proto::time::from_timestamp;
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -18,11 +29,42 @@ use uuid::Uuid;
 use crate::domain::SeatingError;
 use crate::store::{self, SeatSpec, Showtime};
 
+/// Most showtimes whose immutable facts are kept in memory at once.
+const KNOWN_CAPACITY: usize = 4096;
+
+/// What never changes about a materialised showtime.
+#[derive(Clone, Debug)]
+pub struct KnownShowtime {
+    pub starts_at: DateTime<Utc>,
+    /// Every seat label of the hall, with its category.
+    pub categories: HashMap<String, String>,
+}
+
+impl KnownShowtime {
+    /// The labels of `labels` that are not seats of this hall, in order.
+    pub fn unknown<'a>(&self, labels: &'a [String]) -> Vec<&'a str> {
+        labels
+            .iter()
+            .filter(|l| !self.categories.contains_key(l.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The categories of `labels`, in order (empty for an unknown label).
+    pub fn categories_of(&self, labels: &[String]) -> Vec<String> {
+        labels
+            .iter()
+            .map(|l| self.categories.get(l).cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
 /// Showtimes as seating knows them, materialised on first use.
 #[derive(Clone, Debug)]
 pub struct Inventory {
     pool: PgPool,
     catalog: CatalogServiceClient<Channel>,
+    known: Arc<RwLock<HashMap<Uuid, Arc<KnownShowtime>>>>,
 }
 
 impl Inventory {
@@ -30,7 +72,32 @@ impl Inventory {
         Self {
             pool,
             catalog: CatalogServiceClient::new(catalog),
+            known: Arc::default(),
         }
+    }
+
+    /// The showtime's start and seat labels, from memory after the first
+    /// call (materialising the showtime if seating has not seen it yet).
+    pub async fn known(&self, id: Uuid) -> Result<Arc<KnownShowtime>, SeatingError> {
+        if let Some(known) = self.cached(id) {
+            return Ok(known);
+        }
+        let showtime = self.showtime(id).await?;
+        let known = Arc::new(KnownShowtime {
+            starts_at: showtime.starts_at,
+            categories: store::seat_categories(&self.pool, id).await?,
+        });
+        if let Ok(mut map) = self.known.write() {
+            if map.len() >= KNOWN_CAPACITY {
+                map.clear();
+            }
+            map.insert(id, known.clone());
+        }
+        Ok(known)
+    }
+
+    fn cached(&self, id: Uuid) -> Option<Arc<KnownShowtime>> {
+        self.known.read().ok()?.get(&id).cloned()
     }
 
     /// The showtime, fetched from catalog and stored if seating has not seen

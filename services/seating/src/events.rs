@@ -1,17 +1,39 @@
-//! Bookings from payments: the JetStream consumer of `payments.checkout.*`.
+//! Bookings from payments: the JetStream consumers of `payments.checkout.*`
+//! and `payments.refund.succeeded`.
 //!
 //! - `payments.checkout.completed` turns the paid hold into a booking and
 //!   publishes `bookings.confirmed` — or, when the hold was lost and a seat
 //!   was taken by someone else, publishes `bookings.rejected` so payments
 //!   refunds. Nobody is charged without a seat.
 //! - `payments.checkout.expired` releases the hold at once.
+//! - `payments.refund.succeeded` marks the refunded booking `refunded` and
+//!   puts its seats back on sale ([`RefundsHandler`]). A refund of a checkout
+//!   that never became a booking (seating rejected it) names no booking and
+//!   changes nothing.
+//!
+//! Refunds have a durable consumer of their own (`seating-refunds`) rather
+//! than a third subject on `seating-payments`: platform's consumer binds to
+//! an existing durable consumer as it is, so a new filter would not reach a
+//! running server; a changed filter would also hand refund events to
+//! replicas of the previous release, still bound to that consumer, which
+//! would dead-letter them during a rolling upgrade. A new consumer starts at
+//! the beginning of the stream, so refunds made before the upgrade free
+//! their seats too (each once: replays are absorbed as usual).
 //!
 //! Each event is applied by [`platform::consumer`] inside the transaction
 //! that records its id, and the events seating publishes in response go into
 //! the outbox in that same transaction ([`platform::outbox::enqueue`]), so a
 //! replayed event changes nothing and publishes nothing. An undecodable
-//! payload or an unknown hold is a permanent failure: dead-lettered, logged,
-//! and the stream moves on.
+//! payload, an unknown hold, or a refund naming a booking seating does not
+//! have is a permanent failure: dead-lettered (once per event, acknowledged
+//! at once), logged, and the stream moves on. Payments only learns a
+//! reference from `bookings.confirmed`, so an unknown one means the two
+//! databases disagree — an operator has to look, and the dead letter keeps
+//! the event for that.
+//!
+//! Each consumer applies only its own subjects and acknowledges any other
+//! payments event with no effect ([`not_ours`]): a server that ignores the
+//! consumer's filter (NATS before 2.10) delivers the whole stream to both.
 //!
 //! Seat changes go out on NATS core only after the commit, from the
 //! handler's [`Handler::after_commit`], together with a wake-up of the outbox
@@ -30,16 +52,22 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::domain::SeatingError;
 use crate::live::SeatNotifier;
-use crate::store::{self, BookingOutcome, PaidCheckout, SeatChanges};
+use crate::store::{self, BookingOutcome, PaidCheckout, RefundOutcome, SeatChanges};
 
-/// The durable consumer's name (also the `processed_events.consumer` key).
+/// The durable consumer of checkout events (also its
+/// `processed_events.consumer` key).
 pub const PAYMENTS_CONSUMER: &str = "seating-payments";
+
+/// The durable consumer of refund events (see the module comment for why it
+/// is not `seating-payments`).
+pub const REFUNDS_CONSUMER: &str = "seating-refunds";
 
 /// The subjects seating reads and writes, under the deployment's prefix.
 #[derive(Clone, Debug)]
 pub struct Subjects {
     pub checkout_completed: String,
     pub checkout_expired: String,
+    pub refund_succeeded: String,
     pub booking_confirmed: String,
     pub booking_rejected: String,
     pub payments_stream: String,
@@ -51,6 +79,7 @@ impl Subjects {
         Self {
             checkout_completed: platform::nats::subject(prefix, "payments.checkout.completed"),
             checkout_expired: platform::nats::subject(prefix, "payments.checkout.expired"),
+            refund_succeeded: platform::nats::subject(prefix, "payments.refund.succeeded"),
             booking_confirmed: platform::nats::subject(prefix, "bookings.confirmed"),
             booking_rejected: platform::nats::subject(prefix, "bookings.rejected"),
             payments_stream: streams
@@ -61,6 +90,7 @@ impl Subjects {
         }
     }
 
+    /// The checkout events' consumer.
     pub fn consumer_spec(&self) -> ConsumerSpec {
         ConsumerSpec::new(
             &self.payments_stream,
@@ -69,6 +99,15 @@ impl Subjects {
                 self.checkout_completed.clone(),
                 self.checkout_expired.clone(),
             ],
+        )
+    }
+
+    /// The refund events' consumer.
+    pub fn refunds_consumer_spec(&self) -> ConsumerSpec {
+        ConsumerSpec::new(
+            &self.payments_stream,
+            REFUNDS_CONSUMER,
+            std::slice::from_ref(&self.refund_succeeded),
         )
     }
 }
@@ -120,6 +159,10 @@ impl PaymentsHandler {
             .map_err(handler_error)?
         {
             BookingOutcome::Confirmed { booking, changes } => {
+                // Counted as the transaction's work; a rollback after this
+                // (rare) overcounts by one, and the redelivery counts again.
+                metrics::counter!("bookmyseat_bookings_total", "outcome" => "confirmed")
+                    .increment(1);
                 tracing::info!(booking = %booking.id, reference = %booking.reference,
                     hold = %hold_id, checkout = %paid.checkout_id, "booking confirmed");
                 let showtime = &booking.showtime;
@@ -162,6 +205,8 @@ impl PaymentsHandler {
                 unavailable,
                 changes,
             } => {
+                metrics::counter!("bookmyseat_bookings_total", "outcome" => "rejected")
+                    .increment(1);
                 tracing::warn!(hold = %hold_id, checkout = %paid.checkout_id, seats = ?unavailable,
                     "paid hold was lost; booking rejected so payments refunds");
                 let rejected = events_pb::BookingRejected {
@@ -226,10 +271,7 @@ impl Handler for PaymentsHandler {
         } else if delivery.subject == self.subjects.checkout_expired {
             self.checkout_expired(connection, delivery.payload).await
         } else {
-            Err(HandlerError::Permanent(format!(
-                "seating does not handle {}",
-                delivery.subject
-            )))
+            Ok(not_ours(PAYMENTS_CONSUMER, delivery.subject))
         }
     }
 
@@ -239,6 +281,106 @@ impl Handler for PaymentsHandler {
             self.notifier.publish(&changes).await;
         }
     }
+}
+
+/// Applies `payments.refund.succeeded`: the refunded booking gives its seats
+/// back, announced from `after_commit` like every other seat change.
+#[derive(Clone, Debug)]
+pub struct RefundsHandler {
+    clock: Arc<dyn Clock>,
+    subjects: Subjects,
+    notifier: SeatNotifier,
+}
+
+impl RefundsHandler {
+    pub fn new(clock: Arc<dyn Clock>, subjects: Subjects, notifier: SeatNotifier) -> Self {
+        Self {
+            clock,
+            subjects,
+            notifier,
+        }
+    }
+
+    async fn refund_succeeded(
+        &self,
+        connection: &mut PgConnection,
+        payload: &[u8],
+    ) -> Result<Option<SeatChanges>, HandlerError> {
+        let event = events_pb::RefundSucceeded::decode(payload)
+            .map_err(|e| HandlerError::Permanent(format!("not a RefundSucceeded: {e}")))?;
+        // Normalised as GetBooking normalises what a person types.
+        let reference = event.booking_reference.trim().to_ascii_uppercase();
+        if reference.is_empty() {
+            // Seating rejected this checkout: no booking, no seats to free.
+            tracing::info!(refund = %event.refund_id, checkout = %event.checkout_id,
+                "refund of a checkout that never became a booking; nothing to do");
+            return Ok(None);
+        }
+        let checkout = Some(event.checkout_id.trim()).filter(|c| !c.is_empty());
+        match store::refund_booking(connection, &reference, checkout, self.clock.now())
+            .await
+            .map_err(handler_error)?
+        {
+            RefundOutcome::Refunded {
+                booking_id,
+                changes,
+            } => {
+                tracing::info!(booking = %booking_id, %reference, refund = %event.refund_id,
+                    checkout = %event.checkout_id, seats = changes.seats.len(),
+                    "booking refunded; its seats are on sale again");
+                Ok(Some(changes))
+            }
+            RefundOutcome::AlreadyRefunded => {
+                tracing::info!(%reference, refund = %event.refund_id,
+                    "booking was already refunded; nothing to do");
+                Ok(None)
+            }
+            RefundOutcome::UnknownBooking => Err(HandlerError::Permanent(format!(
+                "refund {} names booking {reference}, which seating does not have",
+                event.refund_id
+            ))),
+            RefundOutcome::OtherCheckout { booking_checkout } => {
+                Err(HandlerError::Permanent(format!(
+                    "refund {} is for checkout {} but booking {reference} is checkout \
+                     {booking_checkout}; no seats were freed",
+                    event.refund_id, event.checkout_id
+                )))
+            }
+        }
+    }
+}
+
+impl Handler for RefundsHandler {
+    /// The seats the refund freed, announced after the commit.
+    type Committed = Option<SeatChanges>;
+
+    async fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<Self::Committed, HandlerError> {
+        if delivery.subject == self.subjects.refund_succeeded {
+            self.refund_succeeded(connection, delivery.payload).await
+        } else {
+            Ok(not_ours(REFUNDS_CONSUMER, delivery.subject))
+        }
+    }
+
+    async fn after_commit(&self, changes: Self::Committed) {
+        if let Some(changes) = changes {
+            self.notifier.publish(&changes).await;
+        }
+    }
+}
+
+/// An event on a subject this consumer did not ask for: acknowledged with no
+/// effect. It reaches a consumer only where the server ignores the filter
+/// (NATS before 2.10 does not know `filter_subjects` and delivers the whole
+/// stream), and then it is the other consumer's to apply, or one seating has
+/// no use for (`payments.refund.failed`) — not a failure to dead-letter.
+fn not_ours(consumer: &str, subject: &str) -> Option<SeatChanges> {
+    tracing::debug!(consumer, subject, "not this consumer's subject; skipped");
+    None
 }
 
 fn parse_hold_id(value: &str) -> Result<Uuid, HandlerError> {

@@ -62,7 +62,8 @@ impl SeatingService {
         max: usize,
     ) -> Result<Vec<String>, SeatingError> {
         let labels = parse_seat_selection(raw, max)?;
-        let unknown = store::unknown_labels(&self.pool, showtime_id, &labels).await?;
+        let known = self.inventory.known(showtime_id).await?;
+        let unknown = known.unknown(&labels);
         if !unknown.is_empty() {
             return Err(SeatingError::InvalidArgument(format!(
                 "no such seats in this showtime's hall: {}",
@@ -176,7 +177,7 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         let request = request.into_inner();
         let showtime_id = parse_id("showtime_id", &request.showtime_id)?;
         let caller = optional_user(&request.user_id)?;
-        self.inventory.showtime(showtime_id).await?;
+        self.inventory.known(showtime_id).await?;
         Ok(Response::new(
             self.seat_map(showtime_id, caller.as_deref()).await?,
         ))
@@ -191,7 +192,7 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         let user_id = parse_user_id(&request.user_id)?;
         // Shape first (count, duplicates): no catalog call for nonsense.
         parse_seat_selection(&request.seats, self.max_seats_per_hold)?;
-        let showtime = self.inventory.showtime(showtime_id).await?;
+        let showtime = self.inventory.known(showtime_id).await?;
         let now = self.clock.now();
         if showtime.starts_at <= now {
             return Err(SeatingError::FailedPrecondition(
@@ -204,14 +205,28 @@ impl pb::seating_service_server::SeatingService for SeatingService {
             .await?;
         // A hold never outlives the start of the film it is for.
         let held_until = (now + self.hold_duration).min(showtime.starts_at);
-        match store::hold_seats(&self.pool, showtime_id, &user_id, &labels, now, held_until).await?
+        let categories = showtime.categories_of(&labels);
+        match store::hold_seats(
+            &self.pool,
+            showtime_id,
+            &user_id,
+            &labels,
+            categories,
+            now,
+            held_until,
+        )
+        .await?
         {
             HoldOutcome::Held { hold, changes } => {
+                metrics::counter!("bookmyseat_holds_total", "outcome" => "granted").increment(1);
                 tracing::info!(showtime = %showtime_id, hold = %hold.id, seats = labels.len(), "seats held");
                 self.notifier.publish(&changes).await;
                 Ok(Response::new(self.hold_message(hold)))
             }
-            HoldOutcome::Unavailable(seats) => Err(SeatingError::SeatsUnavailable(seats).into()),
+            HoldOutcome::Unavailable(seats) => {
+                metrics::counter!("bookmyseat_holds_total", "outcome" => "refused").increment(1);
+                Err(SeatingError::SeatsUnavailable(seats).into())
+            }
         }
     }
 
@@ -297,7 +312,6 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         let request = request.into_inner();
         let showtime_id = parse_id("showtime_id", &request.showtime_id)?;
         let reason: String = request.reason.trim().chars().take(200).collect();
-        self.inventory.showtime(showtime_id).await?;
         let labels = self
             .known_seats(showtime_id, &request.seats, MAX_SEATS_PER_STAFF_CALL)
             .await?;
@@ -319,7 +333,6 @@ impl pb::seating_service_server::SeatingService for SeatingService {
     ) -> Result<Response<pb::SeatMap>, Status> {
         let request = request.into_inner();
         let showtime_id = parse_id("showtime_id", &request.showtime_id)?;
-        self.inventory.showtime(showtime_id).await?;
         let labels = self
             .known_seats(showtime_id, &request.seats, MAX_SEATS_PER_STAFF_CALL)
             .await?;

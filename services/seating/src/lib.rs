@@ -6,8 +6,9 @@
 //! keeps a seat from being held or sold twice lives in its database (see
 //! [`store`]), so any number of replicas may run on one database. Besides the
 //! gRPC server, [`serve`] runs the outbox relay (`bookings.*` events), the
-//! consumer of `payments.checkout.*` ([`events`]), and the hold sweeper
-//! ([`sweeper`]); every task stops on the shared shutdown signal.
+//! consumers of `payments.checkout.*` and `payments.refund.succeeded`
+//! ([`events`]), and the hold sweeper ([`sweeper`]); every task stops on the
+//! shared shutdown signal.
 
 pub mod catalog;
 pub mod clock;
@@ -33,7 +34,7 @@ use platform::outbox::{RelaySettings, RelayWaker};
 use proto::seating::v1::seating_service_server::SeatingServiceServer;
 
 use crate::clock::Clock;
-use crate::events::{PaymentsHandler, Subjects};
+use crate::events::{PaymentsHandler, RefundsHandler, Subjects};
 use crate::live::SeatNotifier;
 
 /// The seating database's schema, embedded in the binary.
@@ -199,6 +200,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     settings.validate()?;
     let prefix = settings.seating_events_prefix.clone();
+    let dependencies = platform::grpc::Dependencies {
+        pool: pool.clone(),
+        nats: Some(peers.nats.clone()),
+    };
     let jetstream = jetstream::new(peers.nats.clone());
     platform::nats::ensure_streams(&jetstream, &platform::nats::event_streams(&prefix)).await?;
     let subjects = Subjects::new(&prefix);
@@ -219,6 +224,13 @@ pub async fn serve(
             Ok(())
         }
     });
+    tasks.spawn(platform::consumer::run(
+        pool.clone(),
+        jetstream.clone(),
+        subjects.refunds_consumer_spec(),
+        RefundsHandler::new(clock.clone(), subjects.clone(), notifier.clone()),
+        shutdown.clone(),
+    ));
     tasks.spawn(platform::consumer::run(
         pool.clone(),
         jetstream,
@@ -250,6 +262,7 @@ pub async fn serve(
     tasks.spawn(platform::grpc::serve(
         listener,
         SeatingServiceServer::new(service),
+        dependencies,
         shutdown.clone(),
     ));
 

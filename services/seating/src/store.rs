@@ -202,21 +202,17 @@ pub async fn lock_showtime(
         .ok_or_else(|| SeatingError::not_found("showtime", showtime_id))
 }
 
-/// The labels among `labels` that are not seats of the showtime.
-pub async fn unknown_labels(
+/// Every seat label of the showtime with its category.
+pub async fn seat_categories(
     pool: &PgPool,
     showtime_id: Uuid,
-    labels: &[String],
-) -> Result<Vec<String>, SeatingError> {
-    Ok(sqlx::query_scalar(
-        "SELECT l.label FROM unnest($2::text[]) WITH ORDINALITY AS l(label, i) \
-         WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.showtime_id = $1 AND s.label = l.label) \
-         ORDER BY l.i",
-    )
-    .bind(showtime_id)
-    .bind(labels)
-    .fetch_all(pool)
-    .await?)
+) -> Result<std::collections::HashMap<String, String>, SeatingError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT label, category FROM seats WHERE showtime_id = $1")
+            .bind(showtime_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Every seat with its state at `now`, and the map's version.
@@ -284,6 +280,7 @@ pub async fn hold_seats(
     showtime_id: Uuid,
     user_id: &str,
     labels: &[String],
+    categories: Vec<String>,
     now: DateTime<Utc>,
     held_until: DateTime<Utc>,
 ) -> Result<HoldOutcome, SeatingError> {
@@ -347,11 +344,23 @@ pub async fn hold_seats(
     }
 
     // Seats of the replaced hold that the new one did not take again.
-    let freed = free_seats_of(&mut tx, showtime_id, &previous).await?;
-    let hold = get_hold_in(&mut tx, hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
+    let freed = if previous.is_empty() {
+        Vec::new()
+    } else {
+        free_seats_of(&mut tx, showtime_id, &previous).await?
+    };
     tx.commit().await?;
+    // Everything the answer needs is known here; reading the row back would
+    // be one more round trip on the hottest path.
+    let hold = Hold {
+        id: hold_id,
+        showtime_id,
+        user_id: user_id.to_owned(),
+        seats: labels.iter().cloned().zip(categories).collect(),
+        held_until,
+        status: HoldStatus::Active,
+        created_at: now,
+    };
 
     let mut changes = SeatChanges::new(showtime_id, version);
     changes.push(labels, SeatState::Held, Some(hold_id));
@@ -461,8 +470,10 @@ pub async fn release_hold(
     Ok(Some(changes))
 }
 
-/// Moves a live hold's expiry to `until` (never earlier). Only its owner may;
-/// a hold that has ended or expired cannot be revived.
+/// Moves a live hold's expiry to `until` (never earlier), but never past the
+/// showtime's start — like a new hold, whatever the caller asked for. Only
+/// its owner may; a hold that has ended or expired cannot be revived, and
+/// nothing is extended once the showtime has started.
 pub async fn extend_hold(
     pool: &PgPool,
     hold_id: Uuid,
@@ -475,18 +486,33 @@ pub async fn extend_hold(
         .await?
         .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
     lock_showtime(&mut tx, showtime_id).await?;
+    let starts_at: DateTime<Utc> =
+        sqlx::query_scalar("SELECT starts_at FROM showtimes WHERE id = $1")
+            .bind(showtime_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let hold = get_hold_in(&mut tx, hold_id)
         .await?
         .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
     if hold.user_id != owner {
         return Err(SeatingError::NotHoldOwner);
     }
+    // Checked before the hold's own state: a hold is always capped at the
+    // start, so past it the hold has expired too, but "started" is the
+    // reason the caller needs.
+    if starts_at <= now {
+        return Err(SeatingError::FailedPrecondition(
+            "this showtime has started; its seats can no longer be held".into(),
+        ));
+    }
     if hold.status_at(now) != HoldStatus::Active {
         return Err(SeatingError::FailedPrecondition(
             "the hold has expired or ended; choose the seats again".into(),
         ));
     }
-    let until = until.max(hold.held_until);
+    // Capped at the start, then never shorter than it is: the hold itself
+    // was capped when it was made, so the result stays at or before the start.
+    let until = until.min(starts_at).max(hold.held_until);
     sqlx::query("UPDATE holds SET held_until = $2 WHERE id = $1")
         .bind(hold_id)
         .bind(until)
@@ -816,6 +842,93 @@ async fn reject_lost_hold(
     Ok(BookingOutcome::Rejected {
         hold,
         unavailable,
+        changes,
+    })
+}
+
+/// What a refund of a booking came to.
+#[derive(Debug)]
+pub enum RefundOutcome {
+    /// The booking is refunded now and these seats are available again.
+    Refunded {
+        booking_id: Uuid,
+        changes: SeatChanges,
+    },
+    /// It had been refunded before (another refund event for it).
+    AlreadyRefunded,
+    /// No booking has this reference.
+    UnknownBooking,
+    /// The reference belongs to another checkout's booking than the refund's.
+    OtherCheckout { booking_checkout: String },
+}
+
+/// Marks a booking refunded and gives its seats back, inside the caller's
+/// transaction (the idempotent consumer's). The booking and its seat list
+/// stay for the customer's history; `seats.booking_id` is cleared and the
+/// `booking_seats` rows are marked released, so the seats can be sold again.
+/// `checkout_id`, when given, must be the booking's: a refund never frees
+/// the seats of a booking it was not for.
+pub async fn refund_booking(
+    connection: &mut PgConnection,
+    reference: &str,
+    checkout_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<RefundOutcome, SeatingError> {
+    // Read without locks first, to know which showtime to lock (the one lock
+    // order) and to leave an already refunded booking untouched.
+    let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, showtime_id, checkout_id, status FROM bookings WHERE reference = $1",
+    )
+    .bind(reference)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some((booking_id, showtime_id, booking_checkout, status)) = found else {
+        return Ok(RefundOutcome::UnknownBooking);
+    };
+    if checkout_id.is_some_and(|checkout| checkout != booking_checkout) {
+        return Ok(RefundOutcome::OtherCheckout { booking_checkout });
+    }
+    if status == "refunded" {
+        return Ok(RefundOutcome::AlreadyRefunded);
+    }
+    let version = lock_showtime(connection, showtime_id).await?;
+    // Conditional, so two refunds racing past the read above refund once.
+    let refunded = sqlx::query(
+        "UPDATE bookings SET status = 'refunded', refunded_at = $2 \
+         WHERE id = $1 AND status = 'confirmed'",
+    )
+    .bind(booking_id)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    if refunded == 0 {
+        return Ok(RefundOutcome::AlreadyRefunded);
+    }
+    let mut released: Vec<(String, i32)> = sqlx::query_as(
+        "UPDATE booking_seats SET released_at = $2 \
+         WHERE booking_id = $1 AND released_at IS NULL RETURNING label, position",
+    )
+    .bind(booking_id)
+    .bind(now)
+    .fetch_all(&mut *connection)
+    .await?;
+    released.sort_by_key(|(_, position)| *position);
+    let labels: Vec<String> = released.into_iter().map(|(label, _)| label).collect();
+    let freed: Vec<String> = sqlx::query_scalar(
+        "UPDATE seats SET booking_id = NULL \
+         WHERE showtime_id = $1 AND booking_id = $2 RETURNING label",
+    )
+    .bind(showtime_id)
+    .bind(booking_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    // Announced in the booking's seat order; every freed seat is one of its.
+    let freed: Vec<String> = labels.into_iter().filter(|l| freed.contains(l)).collect();
+    let mut changes = SeatChanges::new(showtime_id, version);
+    changes.push(&freed, SeatState::Available, None);
+    Ok(RefundOutcome::Refunded {
+        booking_id,
         changes,
     })
 }

@@ -14,7 +14,9 @@
 //! which every worker stops early (the window is then measured up to the
 //! last counted answer). Workers own their timeouts, because only they know
 //! what a timed-out request leaves behind (an HTTP/1.1 connection that must
-//! be dropped).
+//! be dropped). A worker with a finite supply of requests (webhooks, each
+//! sent once) ends its own part early with [`Done::Exhausted`]; a run given
+//! that supply as its request budget then ends with the last answer.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -109,6 +111,10 @@ pub enum Done {
     /// correct answers and errors; the latency of the timed part goes to its
     /// own histogram.
     Refused(Duration),
+    /// Nothing was sent: the worker's finite supply of requests ran out
+    /// (each webhook can be delivered once). The worker stops; the call is
+    /// not counted.
+    Exhausted,
 }
 
 /// What one run measured.
@@ -283,6 +289,9 @@ async fn drive<W: Worker>(
             break;
         }
         let answer = worker.call().await;
+        if answer == Ok(Done::Exhausted) {
+            break;
+        }
         let answered = Instant::now();
         if answered < clock.counted_from || answered >= clock.ends {
             continue;
@@ -309,6 +318,7 @@ async fn drive<W: Worker>(
                 tally.refused += 1;
                 tally.refused_latency.saturating_record(micros(timed));
             }
+            Ok(Done::Exhausted) => break,
             Err(message) => {
                 tally.errors += 1;
                 let kind = if tally.error_kinds.len() < MAX_ERROR_KINDS
@@ -336,7 +346,7 @@ fn parse_concurrency(value: &str) -> Result<usize, String> {
 
 /// Parses `250ms`, `10s`, `2m` (a bare number is seconds) and checks it lies
 /// within `MIN_MS..=MAX_MS` milliseconds.
-fn parse_duration_within<const MIN_MS: u64, const MAX_MS: u64>(
+pub fn parse_duration_within<const MIN_MS: u64, const MAX_MS: u64>(
     value: &str,
 ) -> Result<Duration, String> {
     let value = value.trim();

@@ -9,9 +9,10 @@
 //! pairs per second, and every hold leaves the seats free again.
 //!
 //! Paths (`--paths`), taking turns within each mode:
-//! - `gateway`: `POST /api/v1/showtimes/{id}/holds` with `X-Dev-User`, then
-//!   `DELETE /api/v1/holds/{id}`; HTTP/1.1 keep-alive, one connection per
-//!   worker;
+//! - `gateway`: `POST /api/v1/showtimes/{id}/holds` with a signed-in
+//!   session's cookie and CSRF token, then `DELETE /api/v1/holds/{id}`;
+//!   HTTP/1.1 keep-alive, one connection per worker. Each worker signs in
+//!   (registering its account the first time) before the clock starts;
 //! - `grpc`: `HoldSeats` then `ReleaseHold` straight to seating, several
 //!   workers per HTTP/2 connection;
 //! - `sql`: the statements of seating's `store::hold_seats` and
@@ -722,21 +723,18 @@ async fn measure(
     };
     match path {
         HoldPath::Gateway => {
-            let header = HeaderName::from_static(DEV_USER_HEADER);
-            let workers = showtimes
-                .iter()
-                .enumerate()
-                .map(|(i, showtime)| {
-                    Ok(GatewayHold {
-                        connection: Http1Connection::new(gateway, args.load.timeout, false)?,
-                        hold_uri: format!("/api/v1/showtimes/{}/holds", showtime.id).parse()?,
-                        header: header.clone(),
-                        user: HeaderValue::from_str(&user(i))?,
-                        picker: SeatPicker::new(showtime, args.max_seats, seed(i)),
-                        pacer: pacer(i),
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut workers = Vec::with_capacity(showtimes.len());
+            for (i, showtime) in showtimes.iter().enumerate() {
+                let mut connection = Http1Connection::new(gateway, args.load.timeout, false)?;
+                let session = gateway_session(&mut connection, &user(i)).await?;
+                workers.push(GatewayHold {
+                    connection,
+                    hold_uri: format!("/api/v1/showtimes/{}/holds", showtime.id).parse()?,
+                    session,
+                    picker: SeatPicker::new(showtime, args.max_seats, seed(i)),
+                    pacer: pacer(i),
+                });
+            }
             closed_loop::run(shape, workers).await
         }
         HoldPath::Grpc => {
@@ -777,15 +775,93 @@ async fn measure(
     }
 }
 
-/// The gateway's development identity header.
-const DEV_USER_HEADER: &str = "x-dev-user";
+/// The password of every load-generator account.
+const BENCH_PASSWORD: &str = "loadgen bench password";
+
+/// Signs bench user `name` in through the gateway, creating its account the
+/// first time: the `Cookie` and `X-CSRF-Token` headers its requests carry.
+async fn gateway_session(
+    connection: &mut Http1Connection,
+    name: &str,
+) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+    let fail = |what: &str, e: String| anyhow::anyhow!("signing {name} in ({what}): {e}");
+    let (_, headers, body) = connection
+        .send_full(Method::GET, &"/api/v1/auth/csrf".parse()?, &[], None)
+        .await
+        .map_err(|e| fail("CSRF token", e))?;
+    let anonymous = vec![
+        (http::header::COOKIE, cookie(&headers, "bms_csrf")?),
+        (
+            HeaderName::from_static("x-csrf-token"),
+            HeaderValue::from_str(json_field(&body, "csrf_token")?.as_str())?,
+        ),
+    ];
+    let email = format!("{name}@loadgen.bookmyseat.test");
+    let login = serde_json::json!({ "email": email, "password": BENCH_PASSWORD });
+    let (mut status, mut headers, mut body) = connection
+        .send_full(
+            Method::POST,
+            &"/api/v1/auth/login".parse()?,
+            &anonymous,
+            Some(Bytes::from(serde_json::to_vec(&login)?)),
+        )
+        .await
+        .map_err(|e| fail("login", e))?;
+    if status == StatusCode::UNAUTHORIZED {
+        let register = serde_json::json!({
+            "email": email, "display_name": name, "password": BENCH_PASSWORD
+        });
+        (status, headers, body) = connection
+            .send_full(
+                Method::POST,
+                &"/api/v1/auth/register".parse()?,
+                &anonymous,
+                Some(Bytes::from(serde_json::to_vec(&register)?)),
+            )
+            .await
+            .map_err(|e| fail("register", e))?;
+    }
+    anyhow::ensure!(
+        status.is_success(),
+        "signing {name} in: HTTP {status}: {} (a gateway started for benchmarks needs a high \
+         SIGN_UPS_PER_ADDRESS_PER_HOUR)",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(vec![
+        (http::header::COOKIE, cookie(&headers, "bms_session")?),
+        (
+            HeaderName::from_static("x-csrf-token"),
+            HeaderValue::from_str(json_field(&body, "csrf_token")?.as_str())?,
+        ),
+    ])
+}
+
+/// `name=value` of the cookie a response sets.
+fn cookie(headers: &http::HeaderMap, name: &str) -> anyhow::Result<HeaderValue> {
+    let pair = headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .with_context(|| format!("the gateway set no {name} cookie"))?;
+    Ok(HeaderValue::from_str(pair)?)
+}
+
+fn json_field(body: &[u8], field: &str) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    value[field]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no {field} in {value}"))
+}
 
 /// A worker holding through the gateway's JSON API.
 struct GatewayHold {
     connection: Http1Connection,
     hold_uri: Uri,
-    header: HeaderName,
-    user: HeaderValue,
+    /// The signed-in session's cookie and CSRF token.
+    session: Vec<(HeaderName, HeaderValue)>,
     picker: SeatPicker,
     pacer: Pacer,
 }
@@ -800,7 +876,7 @@ impl Worker for GatewayHold {
             .send(
                 Method::POST,
                 &self.hold_uri,
-                Some((&self.header, &self.user)),
+                &self.session,
                 Some(Bytes::from(body)),
             )
             .await?;
@@ -818,12 +894,7 @@ impl Worker for GatewayHold {
             .map_err(|e| format!("hold id {id:?}: {e}"))?;
         let (status, _) = self
             .connection
-            .send(
-                Method::DELETE,
-                &release,
-                Some((&self.header, &self.user)),
-                None,
-            )
+            .send(Method::DELETE, &release, &self.session, None)
             .await?;
         if status != StatusCode::NO_CONTENT {
             return Err(format!("release: HTTP {status}"));
@@ -972,18 +1043,18 @@ impl SqlHold {
             tx.rollback().await?;
             return Ok(None);
         }
-        let _freed: Vec<String> = sqlx::query_scalar(
-            "UPDATE seats SET hold_id = NULL, held_until = NULL \
-             WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
-        )
-        .bind(self.showtime_id)
-        .bind(&previous)
-        .fetch_all(&mut *tx)
-        .await?;
-        let _hold: Option<HoldRow> = sqlx::query_as(HOLD_SELECT)
-            .bind(hold_id)
-            .fetch_optional(&mut *tx)
+        // Seating frees a replaced hold's other seats only when there was one,
+        // and answers from what it knows rather than reading the hold back.
+        if !previous.is_empty() {
+            let _freed: Vec<String> = sqlx::query_scalar(
+                "UPDATE seats SET hold_id = NULL, held_until = NULL \
+                 WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
+            )
+            .bind(self.showtime_id)
+            .bind(&previous)
+            .fetch_all(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         Ok(Some(hold_id))
     }
@@ -1032,22 +1103,3 @@ impl SqlHold {
         Ok(())
     }
 }
-
-/// seating's `HOLD_SELECT`: the hold as the gRPC answer needs it.
-const HOLD_SELECT: &str = "SELECT h.id, h.showtime_id, h.user_id, h.labels, \
-        ARRAY(SELECT s.category FROM unnest(h.labels) WITH ORDINALITY AS l(label, i) \
-              JOIN seats s ON s.showtime_id = h.showtime_id AND s.label = l.label \
-              ORDER BY l.i) AS categories, \
-        h.held_until, h.status, h.created_at \
-     FROM holds h WHERE h.id = $1";
-
-type HoldRow = (
-    Uuid,
-    Uuid,
-    String,
-    Vec<String>,
-    Vec<String>,
-    chrono::DateTime<chrono::Utc>,
-    String,
-    chrono::DateTime<chrono::Utc>,
-);

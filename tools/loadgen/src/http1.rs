@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use http::header::{ACCEPT_ENCODING, CONTENT_TYPE, HOST};
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -46,7 +46,7 @@ impl Http1Connection {
 
     /// `GET uri`, read to the end. Anything but `200 OK` is an error.
     pub async fn get(&mut self, uri: &Uri) -> Result<Bytes, String> {
-        let (status, body) = self.send(Method::GET, uri, None, None).await?;
+        let (status, body) = self.send(Method::GET, uri, &[], None).await?;
         if status == StatusCode::OK {
             Ok(body)
         } else {
@@ -65,16 +65,30 @@ impl Http1Connection {
             .map_err(|e| anyhow::anyhow!("GET {path} did not answer JSON: {e}"))
     }
 
-    /// Any request, read to the end, with an optional extra header and an
-    /// optional JSON body; the caller judges the status.
+    /// Any request, read to the end, with extra headers (a session's cookie
+    /// and CSRF token) and an optional JSON body; the caller judges the
+    /// status.
     pub async fn send(
         &mut self,
         method: Method,
         uri: &Uri,
-        header: Option<(&HeaderName, &HeaderValue)>,
+        headers: &[(HeaderName, HeaderValue)],
         json: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes), String> {
-        match tokio::time::timeout(self.timeout, self.exchange(method, uri, header, json)).await {
+        let (status, _, body) = self.send_full(method, uri, headers, json).await?;
+        Ok((status, body))
+    }
+
+    /// [`Self::send`], also returning the response headers (for setting up
+    /// sessions, not for measuring).
+    pub async fn send_full(
+        &mut self,
+        method: Method,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        json: Option<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+        match tokio::time::timeout(self.timeout, self.exchange(method, uri, headers, json)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         }
@@ -87,9 +101,9 @@ impl Http1Connection {
         &mut self,
         method: Method,
         uri: &Uri,
-        header: Option<(&HeaderName, &HeaderValue)>,
+        headers: &[(HeaderName, HeaderValue)],
         json: Option<Bytes>,
-    ) -> Result<(StatusCode, Bytes), String> {
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
         let mut sender = match self.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
@@ -105,7 +119,7 @@ impl Http1Connection {
         if self.accept_gzip {
             request = request.header(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        if let Some((name, value)) = header {
+        for (name, value) in headers {
             request = request.header(name, value);
         }
         if json.is_some() {
@@ -119,6 +133,7 @@ impl Http1Connection {
             .await
             .map_err(|e| format!("request failed: {e}"))?;
         let status = response.status();
+        let response_headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -126,7 +141,7 @@ impl Http1Connection {
             .map_err(|e| format!("reading the body failed: {e}"))?
             .to_bytes();
         self.sender = Some(sender);
-        Ok((status, body))
+        Ok((status, response_headers, body))
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {

@@ -12,7 +12,9 @@
 //! `browse` (issue #2) compares the film list through the gateway with the
 //! same call made straight to catalog over gRPC. `holds` (issue #3) measures
 //! seat holds through the gateway, over gRPC to seating and as seating's raw
-//! SQL, uncontended and contended. The booking scenarios of
+//! SQL, uncontended and contended. `webhooks` (issue #5) sends signed Stripe
+//! webhooks to payments and times each to its `bookings.confirmed`. The
+//! booking scenarios of
 //! issue #8 (a rush on one showtime, steady booking) will be further
 //! subcommands sharing the runner, the HTTP connection and the report.
 //!
@@ -27,7 +29,9 @@ mod holds;
 mod http1;
 mod programme;
 mod report;
+mod stripe;
 mod target;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -57,6 +61,9 @@ enum Scenario {
     /// Seat holds (issue #3): hold then release, through the gateway, over
     /// gRPC to seating, and as seating's raw SQL, uncontended and contended.
     Holds(holds::HoldsArgs),
+    /// Payments webhooks (issue #5): signed `checkout.session.completed`
+    /// webhooks per second into payments, and webhook → `bookings.confirmed`.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,5 +90,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.scenario {
         Scenario::Browse(args) => runtime.block_on(browse::run(args)),
         Scenario::Holds(args) => runtime.block_on(holds::run(args)),
+        Scenario::Webhooks(args) => runtime.block_on(webhooks::run(args)),
     }
 }

@@ -1,8 +1,13 @@
 //! Starting a gateway for a test, and small helpers for reading its answers.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use serde_json::Value;
-use test_support::{CatalogHandle, SeatingHandle};
+use test_support::{CatalogHandle, SeatingHandle, TestDb, TestStreams};
+
+/// The password every test account is created with.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A gateway on port 0 in front of a real catalog with the demo programme
 /// (and, for seat tests, a real seating service).
@@ -10,7 +15,17 @@ pub struct Gateway {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub http: reqwest::Client,
+    /// The gateway's own database (accounts, sessions).
+    pub db: TestDb,
+    /// The prefix of the gateway's event subjects (reset emails).
+    pub prefix: String,
+    /// Signed-in test users by name: their session cookie and CSRF token.
+    sessions: tokio::sync::Mutex<HashMap<String, Session>>,
     shutdown: platform::Shutdown,
+    _streams: Option<TestStreams>,
+    pub _payments: Option<test_support::payments::PaymentsHandle>,
+    /// Analytics on the same streams (with payments), for the dashboard.
+    pub _analytics: Option<test_support::analytics::AnalyticsHandle>,
     // Kept alive for the test's duration; dropping them stops the services.
     _catalog: Option<CatalogHandle>,
     _seating: Option<SeatingHandle>,
@@ -46,6 +61,46 @@ impl Gateway {
         Self::start(dead_url(), None, None).await
     }
 
+    /// The demo programme, seating, payments with its simulated provider
+    /// (no Stripe key) and analytics, all on one test's streams, behind a
+    /// fresh gateway.
+    pub async fn with_payments() -> Gateway {
+        Self::with_payments_settings(payments::Settings::default()).await
+    }
+
+    /// [`Self::with_payments`] with payments configured by `settings` (a
+    /// Stripe-shaped server, say).
+    pub async fn with_payments_settings(settings: payments::Settings) -> Gateway {
+        let catalog = test_support::spawn_catalog_with_demo_programme(Utc::now()).await;
+        let seating =
+            test_support::spawn_seating(&catalog.url, &test_support::events_prefix()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let gateway_url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let payments = test_support::payments::spawn_payments_for(
+            &catalog.url,
+            &seating,
+            settings,
+            &gateway_url,
+        )
+        .await;
+        let analytics = test_support::analytics::spawn_analytics(&seating.prefix).await;
+        let url = catalog.url.clone();
+        let mut gateway = Self::start_on(
+            listener,
+            url,
+            Some(catalog),
+            Some(seating),
+            Some(&payments),
+            Some(&analytics),
+        )
+        .await;
+        gateway._payments = Some(payments);
+        gateway._analytics = Some(analytics);
+        gateway
+    }
+
     async fn start(
         catalog_url: String,
         catalog: Option<CatalogHandle>,
@@ -54,29 +109,64 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding port 0");
+        Self::start_on(listener, catalog_url, catalog, seating, None, None).await
+    }
+
+    async fn start_on(
+        listener: tokio::net::TcpListener,
+        catalog_url: String,
+        catalog: Option<CatalogHandle>,
+        seating: Option<SeatingHandle>,
+        payments: Option<&test_support::payments::PaymentsHandle>,
+        analytics: Option<&test_support::analytics::AnalyticsHandle>,
+    ) -> Gateway {
         let address = listener.local_addr().expect("bound address");
         let url = format!("http://{address}");
         let config = gateway::Config {
             catalog_url,
             seating_url: seating.as_ref().map_or_else(dead_url, |s| s.url.clone()),
+            payments_url: payments.map_or_else(dead_url, |p| p.grpc_url.clone()),
+            analytics_url: analytics.map_or_else(dead_url, |a| a.url.clone()),
             public_base_url: url.clone(),
             ..Default::default()
         };
+        let (prefix, streams) = match &seating {
+            Some(seating) => (seating.prefix.clone(), None),
+            None => {
+                let prefix = test_support::events_prefix();
+                let streams = TestStreams::adopt(&prefix).await;
+                (prefix, Some(streams))
+            }
+        };
         let deps = gateway::Deps {
             nats_url: test_support::nats_url(),
-            subject_prefix: seating
-                .as_ref()
-                .map_or_else(test_support::events_prefix, |s| s.prefix.clone()),
+            subject_prefix: prefix.clone(),
         };
+        let db = TestDb::create("gateway").await;
+        gateway::migrate(&db.pool)
+            .await
+            .expect("migrating the gateway's database");
         let shutdown = platform::Shutdown::new();
-        tokio::spawn(gateway::serve(listener, config, deps, shutdown.clone()));
+        tokio::spawn(gateway::serve(
+            listener,
+            config,
+            deps,
+            db.pool.clone(),
+            shutdown.clone(),
+        ));
         Gateway {
             url,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("building an HTTP client"),
+            db,
+            prefix,
+            sessions: Default::default(),
             shutdown,
+            _streams: streams,
+            _payments: None,
+            _analytics: None,
             _catalog: catalog,
             _seating: seating,
         }
@@ -135,17 +225,172 @@ impl Gateway {
     }
 }
 
+/// A signed-in test user's credentials, as a browser would hold them.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// `bms_session=…`, for the Cookie header.
+    pub cookie: String,
+    pub csrf_token: String,
+    pub user_id: String,
+}
+
+/// The `name=value` part of the `Set-Cookie` header for cookie `name`.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The full `Set-Cookie` header for cookie `name` (with its attributes).
+pub fn set_cookie_header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
 impl Gateway {
-    /// A request to `path` as the development user `user`.
-    pub fn as_user(
+    /// An anonymous visitor's CSRF cookie (`bms_csrf=…`) and token, as the
+    /// API hands them out.
+    pub async fn anonymous_csrf(&self) -> (String, String) {
+        let response = self.get("/api/v1/auth/csrf").await;
+        assert_eq!(response.status(), 200);
+        let cookie = set_cookie(&response, "bms_csrf").expect("a bms_csrf cookie");
+        let body: Value = response.json().await.expect("a JSON body");
+        let token = body["csrf_token"].as_str().expect("csrf_token").to_owned();
+        (cookie, token)
+    }
+
+    /// Registers `email` through the API: status, body and the session (on
+    /// success).
+    pub async fn register(
+        &self,
+        email: &str,
+        display_name: &str,
+        password: &str,
+    ) -> (u16, Value, Option<Session>) {
+        let (cookie, token) = self.anonymous_csrf().await;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/register", self.url))
+            .header("cookie", cookie)
+            .header("x-csrf-token", token)
+            .json(&serde_json::json!({
+                "email": email, "display_name": display_name, "password": password
+            }))
+            .send()
+            .await
+            .expect("POST register");
+        session_from(response).await
+    }
+
+    /// Signs `email` in through the API: status, body and the session.
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value, Option<Session>) {
+        let (cookie, token) = self.anonymous_csrf().await;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .header("cookie", cookie)
+            .header("x-csrf-token", token)
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("POST login");
+        session_from(response).await
+    }
+
+    /// The session of test user `user` (`user@example.com`), registering
+    /// them on first use.
+    pub async fn session_of(&self, user: &str) -> Session {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = sessions.get(user) {
+            return session.clone();
+        }
+        let (status, body, session) = self
+            .register(&format!("{user}@example.com"), user, PASSWORD)
+            .await;
+        assert_eq!(status, 201, "registering {user}: {body}");
+        let session = session.expect("a session");
+        sessions.insert(user.to_owned(), session.clone());
+        session
+    }
+
+    /// The session of staff member `user` (registered, then promoted).
+    pub async fn staff_session(&self, user: &str) -> Session {
+        let session = self.session_of(user).await;
+        gateway::store::promote_to_staff(&self.db.pool, &format!("{user}@example.com"))
+            .await
+            .expect("promoting")
+            .expect("an account to promote");
+        session
+    }
+
+    /// Posts an HTML form as `session` (with the CSRF field, as the page's
+    /// form would): status, Location and body.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        session: &Session,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        pairs.push(("csrf_token", &session.csrf_token));
+        let body = serde_urlencoded::to_string(&pairs).expect("a form");
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", &session.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let location = header(&response, "location");
+        (status, location, response.text().await.expect("a body"))
+    }
+
+    /// An HTML page as `session`: status and body.
+    pub async fn page_as(&self, path: &str, session: &Session) -> (u16, String) {
+        let response = self
+            .with_session(reqwest::Method::GET, path, session)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
+    /// A request to `path` as test user `user`, signed in, with the CSRF
+    /// token a browser's script would send.
+    pub async fn as_user(
         &self,
         method: reqwest::Method,
         path: &str,
         user: &str,
     ) -> reqwest::RequestBuilder {
+        let session = self.session_of(user).await;
+        self.with_session(method, path, &session)
+    }
+
+    /// A request carrying `session`'s cookie and CSRF token.
+    pub fn with_session(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &Session,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.url))
-            .header("x-dev-user", user)
+            .header("cookie", &session.cookie)
+            .header("x-csrf-token", &session.csrf_token)
     }
 
     /// `POST /api/v1/showtimes/{showtime}/holds` as `user`: status and body.
@@ -156,6 +401,7 @@ impl Gateway {
                 &format!("/api/v1/showtimes/{showtime}/holds"),
                 user,
             )
+            .await
             .json(&serde_json::json!({ "seats": seats }))
             .send()
             .await
@@ -172,12 +418,28 @@ impl Gateway {
                 &format!("/api/v1/showtimes/{showtime}/seats"),
                 user,
             )
+            .await
             .send()
             .await
             .expect("GET seats");
         assert_eq!(response.status(), 200);
         response.json().await.expect("a JSON body")
     }
+}
+
+/// Status, body and session of a sign-in or registration answer.
+async fn session_from(response: reqwest::Response) -> (u16, Value, Option<Session>) {
+    let status = response.status().as_u16();
+    let cookie = set_cookie(&response, "bms_session");
+    let body: Value = response.json().await.expect("a JSON body");
+    let session = cookie
+        .filter(|c| c.len() > "bms_session=".len())
+        .map(|cookie| Session {
+            cookie,
+            csrf_token: body["csrf_token"].as_str().unwrap_or_default().to_owned(),
+            user_id: body["user"]["id"].as_str().unwrap_or_default().to_owned(),
+        });
+    (status, body, session)
 }
 
 /// The seat `label` of a seat map.

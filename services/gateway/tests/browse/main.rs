@@ -5,8 +5,12 @@
 //! Every test starts its own services and gateway on port 0 (see
 //! [`harness`]), so tests run in parallel and never share rows or events.
 
+mod accounts;
 mod api;
+mod checkout;
+mod dashboard;
 mod harness;
 mod pages;
 mod plumbing;
+mod programme;
 mod seats;

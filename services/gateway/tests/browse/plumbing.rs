@@ -198,3 +198,23 @@ async fn catalog_outage_is_a_503_that_says_try_again() {
     // Liveness does not depend on catalog.
     assert_eq!(gateway.text("/healthz", 200).await, "ok");
 }
+
+#[tokio::test]
+async fn readiness_follows_the_gateways_own_database() {
+    let gateway = Gateway::with_demo_programme().await;
+    test_support::eventually("the gateway is ready", || async {
+        gateway.get("/readyz").await.status() == 200
+    })
+    .await;
+    let ready: serde_json::Value = gateway.json("/readyz", 200).await;
+    assert_eq!(ready["database"], true);
+    assert_eq!(ready["nats"], true);
+
+    // Its database gone: not ready (503), while still alive.
+    gateway.db.pool.close().await;
+    let response = gateway.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["database"], false);
+    assert_eq!(gateway.text("/healthz", 200).await, "ok");
+}

@@ -41,6 +41,7 @@ async fn holding_seats_answers_201_with_the_hold_and_its_expiry() {
             &format!("/api/v1/showtimes/{showtime}/holds"),
             "alice",
         )
+        .await
         .json(&serde_json::json!({ "seats": ["E6", "e7"] }))
         .send()
         .await
@@ -83,12 +84,14 @@ async fn holding_seats_answers_201_with_the_hold_and_its_expiry() {
     let path = format!("/api/v1/holds/{id}");
     let response = gateway
         .as_user(Method::GET, &path, "alice")
+        .await
         .send()
         .await
         .expect("GET hold");
     assert_eq!(response.status(), 200);
     let response = gateway
         .as_user(Method::GET, &path, "bob")
+        .await
         .send()
         .await
         .expect("GET hold");
@@ -152,6 +155,7 @@ async fn bad_seat_requests_are_400_and_unknown_showtimes_404() {
             &format!("/api/v1/showtimes/{showtime}/holds"),
             "alice",
         )
+        .await
         .header("content-type", "application/json")
         .body("{\"seats\": \"E6\"}")
         .send()
@@ -168,6 +172,7 @@ async fn bad_seat_requests_are_400_and_unknown_showtimes_404() {
             &format!("/api/v1/showtimes/{unknown}/seats"),
             "alice",
         )
+        .await
         .send()
         .await
         .expect("GET");
@@ -184,6 +189,7 @@ async fn releasing_someone_elses_hold_is_403_and_changes_nothing() {
     let path = format!("/api/v1/holds/{}", hold["id"].as_str().expect("id"));
     let response = gateway
         .as_user(Method::DELETE, &path, "mallory")
+        .await
         .send()
         .await
         .expect("DELETE");
@@ -202,6 +208,7 @@ async fn releasing_your_own_hold_makes_its_seats_available_again() {
     let path = format!("/api/v1/holds/{}", hold["id"].as_str().expect("id"));
     let response = gateway
         .as_user(Method::DELETE, &path, "alice")
+        .await
         .send()
         .await
         .expect("DELETE");
@@ -215,6 +222,7 @@ async fn releasing_your_own_hold_makes_its_seats_available_again() {
 
     let response = gateway
         .as_user(Method::DELETE, "/api/v1/holds/not-a-uuid", "alice")
+        .await
         .send()
         .await
         .expect("DELETE");
@@ -272,6 +280,7 @@ async fn event_stream_delivers_the_change_when_another_client_holds_a_seat() {
             &format!("/api/v1/showtimes/{showtime}/events"),
             "watcher",
         )
+        .await
         .send()
         .await
         .expect("GET events");
@@ -310,6 +319,7 @@ async fn event_stream_delivers_the_change_when_another_client_holds_a_seat() {
     let path = format!("/api/v1/holds/{}", hold["id"].as_str().expect("id"));
     gateway
         .as_user(Method::DELETE, &path, "someone-else")
+        .await
         .send()
         .await
         .expect("DELETE");
@@ -334,6 +344,7 @@ async fn event_stream_of_an_unknown_showtime_is_a_404() {
             "/api/v1/showtimes/6f1c2b9e-8f3a-4c1d-9b7e-2a5d4c3b2a10/events",
             "watcher",
         )
+        .await
         .send()
         .await
         .expect("GET events");
@@ -344,6 +355,7 @@ async fn event_stream_of_an_unknown_showtime_is_a_404() {
 async fn seat_page(gateway: &Gateway, path: &str, user: &str) -> String {
     let response = gateway
         .as_user(Method::GET, path, user)
+        .await
         .send()
         .await
         .expect("GET page");
@@ -417,6 +429,7 @@ async fn form_hold_without_javascript_redirects_to_the_page_showing_the_hold() {
             &format!("/showtimes/{showtime}/hold"),
             "carol",
         )
+        .await
         .header("content-type", "application/x-www-form-urlencoded")
         .body("seats=G3&seats=G4")
         .send()
@@ -445,6 +458,7 @@ async fn form_hold_without_javascript_redirects_to_the_page_showing_the_hold() {
     // which seat went, and keeps the rest of their choice.
     let response = gateway
         .as_user(Method::POST, &format!("/showtimes/{showtime}/hold"), "dave")
+        .await
         .header("content-type", "application/x-www-form-urlencoded")
         .body("seats=G4&seats=G5")
         .send()
@@ -465,6 +479,7 @@ async fn form_hold_without_javascript_redirects_to_the_page_showing_the_hold() {
     // An empty choice is explained on the page too.
     let response = gateway
         .as_user(Method::POST, &format!("/showtimes/{showtime}/hold"), "dave")
+        .await
         .header("content-type", "application/x-www-form-urlencoded")
         .body("")
         .send()
@@ -486,6 +501,7 @@ async fn form_hold_without_javascript_redirects_to_the_page_showing_the_hold() {
             &format!("/showtimes/{showtime}/release"),
             "carol",
         )
+        .await
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("hold_id={hold_id}"))
         .send()
@@ -501,43 +517,69 @@ async fn form_hold_without_javascript_redirects_to_the_page_showing_the_hold() {
 }
 
 #[tokio::test]
-async fn a_first_visit_gets_a_dev_user_cookie_that_keeps_its_identity() {
+async fn visitors_see_the_seat_map_but_must_sign_in_to_hold_seats() {
     let gateway = Gateway::with_seating().await;
     let (showtime, _) = classic_showtime(&gateway).await;
-    let response = gateway.get(&format!("/showtimes/{showtime}")).await;
-    assert_eq!(response.status(), 200);
-    let set_cookie = header(&response, "set-cookie");
-    assert!(set_cookie.starts_with("dev_user="), "{set_cookie}");
-    assert!(set_cookie.contains("HttpOnly"));
-    let cookie = set_cookie.split(';').next().expect("cookie").to_owned();
 
-    let held = gateway
+    // The page and the map are public; the page invites the visitor to sign in.
+    let page = gateway.page(&format!("/showtimes/{showtime}"), 200).await;
+    assert!(
+        page.contains("data-sign-in-notice"),
+        "no sign-in invitation"
+    );
+    assert!(page.contains("Sign in to hold seats"));
+    let map = gateway
+        .json(&format!("/api/v1/showtimes/{showtime}/seats"), 200)
+        .await;
+    assert_eq!(seat(&map, "B2")["state"], "available");
+
+    // The API refuses a hold without a session: 401, even with a valid
+    // anonymous CSRF token, and nothing is held.
+    let (cookie, token) = gateway.anonymous_csrf().await;
+    let refused = gateway
         .http
         .post(format!("{}/api/v1/showtimes/{showtime}/holds", gateway.url))
         .header("cookie", &cookie)
+        .header("x-csrf-token", &token)
         .json(&serde_json::json!({ "seats": ["B2"] }))
         .send()
         .await
         .expect("POST holds");
-    assert_eq!(held.status(), 201);
-    assert!(
-        header(&held, "set-cookie").is_empty(),
-        "a known visitor keeps their identity"
-    );
-    let map: Value = gateway
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    // The no-JS form sends the visitor to sign in and back to this page.
+    let form = gateway
         .http
-        .get(format!("{}/api/v1/showtimes/{showtime}/seats", gateway.url))
+        .post(format!("{}/showtimes/{showtime}/hold", gateway.url))
         .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("seats=B2&csrf_token={token}"))
         .send()
         .await
-        .expect("GET seats")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(seat(&map, "B2")["mine"], true);
+        .expect("POST hold form");
+    assert_eq!(form.status(), 303);
+    assert_eq!(
+        header(&form, "location"),
+        format!("/login?next=%2Fshowtimes%2F{showtime}")
+    );
+    let map = gateway
+        .json(&format!("/api/v1/showtimes/{showtime}/seats"), 200)
+        .await;
+    assert_eq!(seat(&map, "B2")["state"], "available");
 
-    // The browse pages do not hand out identities.
-    assert!(header(&gateway.get("/").await, "set-cookie").is_empty());
+    // A signed-in user's own held seats are marked as theirs.
+    let (status, _) = gateway.hold(&showtime, "erin", &["B2"]).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        seat(&gateway.seat_map(&showtime, "erin").await, "B2")["mine"],
+        true
+    );
+    assert_eq!(
+        seat(&gateway.seat_map(&showtime, "frank").await, "B2")["mine"],
+        false
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::harness::{Fixture, count, fixture};
 
-fn completed(hold: &pb::Hold, checkout_id: &str) -> Vec<u8> {
+/// A `CheckoutCompleted` for `hold`, paid by ann@example.com.
+pub(crate) fn completed(hold: &pb::Hold, checkout_id: &str) -> Vec<u8> {
     events_pb::CheckoutCompleted {
         meta: None,
         checkout_id: checkout_id.into(),
@@ -47,7 +48,7 @@ async fn booking_events(
     (confirmed, rejected)
 }
 
-async fn wait_for_outbox(f: &Fixture) {
+pub(crate) async fn wait_for_outbox(f: &Fixture) {
     crate::harness::eventually("the outbox is relayed", || async {
         platform::outbox::backlog(f.seating.pool()).await.unwrap() == 0
     })

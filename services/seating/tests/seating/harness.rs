@@ -313,6 +313,40 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Waits until seating's refund consumer has acknowledged every
+    /// `payments.refund.succeeded` published so far. (Its filter takes only
+    /// refunds, so "nothing pending, nothing unacknowledged" is the measure,
+    /// not the stream's last sequence.)
+    pub async fn refunds_consumed(&self, jetstream: &jetstream::Context) {
+        let name = format!("{}_PAYMENTS", self.seating.prefix.to_uppercase());
+        eventually("the consumer has handled every refund event", || async {
+            let Ok(stream) = jetstream.get_stream(&name).await else {
+                return false;
+            };
+            let Ok(mut consumer) = stream
+                .get_consumer::<jetstream::consumer::pull::Config>(
+                    seating::events::REFUNDS_CONSUMER,
+                )
+                .await
+            else {
+                return false;
+            };
+            match consumer.info().await {
+                Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+
+    /// The seat map's version: every committed change of the showtime's
+    /// seats raises it, so an unchanged version means nothing was written.
+    pub async fn seat_map_version(&self) -> u64 {
+        self.seat_map("").await.version
+    }
+}
+
 pub fn unavailable_seats(status: &tonic::Status) -> Vec<String> {
     pb::SeatsUnavailable::decode(status.details())
         .expect("SeatsUnavailable in the status details")

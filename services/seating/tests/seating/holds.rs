@@ -198,6 +198,45 @@ async fn extend_keeps_a_hold_alive_and_only_its_owner_may_extend_it() {
 }
 
 #[tokio::test]
+async fn extend_never_outlives_the_showtime_start_and_is_refused_once_it_has_started() {
+    let f = fixture().await;
+    let start = Some(proto::time::to_timestamp(f.starts_at));
+    // Payments covering a 35-minute checkout 20 minutes before the start:
+    // the hold itself lasts 10 minutes, the checkout would end 15 minutes
+    // after the start.
+    f.clock.set(f.starts_at - Duration::minutes(20));
+    let hold = f.hold("ann", &["D3"]).await.unwrap();
+    let extend = |until: chrono::DateTime<chrono::Utc>| {
+        let mut client = f.client.clone();
+        let request = pb::ExtendHoldRequest {
+            hold_id: hold.id.clone(),
+            user_id: "ann".into(),
+            held_until: Some(proto::time::to_timestamp(until)),
+        };
+        async move { client.extend_hold(request).await }
+    };
+    let extended = extend(f.clock_now() + Duration::minutes(35))
+        .await
+        .expect("a live hold is extended")
+        .into_inner();
+    assert_eq!(
+        extended.held_until, start,
+        "the answer says when the hold really ends: at the start"
+    );
+    assert_eq!(f.get_hold(&hold.id).await.held_until, start);
+
+    f.clock.set(f.starts_at - Duration::minutes(1));
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["D3"]);
+
+    f.clock.set(f.starts_at);
+    let refused = extend(f.starts_at + Duration::minutes(35))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("started"), "{refused:?}");
+}
+
+#[tokio::test]
 async fn blocked_seats_cannot_be_held_and_held_seats_cannot_be_blocked() {
     let f = fixture().await;
     let block = |seats: &[&str]| {

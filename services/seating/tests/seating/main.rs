@@ -5,3 +5,4 @@ mod bookings;
 mod concurrency;
 mod harness;
 mod holds;
+mod refunds;

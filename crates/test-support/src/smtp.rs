@@ -1,0 +1,207 @@
+//! A real SMTP server for tests: Python's `aiosmtpd`, storing what it
+//! receives in a maildir the test reads.
+//!
+//! Tests that send email talk to a real SMTP server, never a mock, so the
+//! bytes a mail server would see are the bytes the test checks.
+//! [`SmtpSink::start`] runs `<repo>/.stack/venv/bin/python -m aiosmtpd -n
+//! -l 127.0.0.1:PORT -c smtp_sink.Sink <dir>` on a port of the test's own
+//! and waits until it accepts connections. `smtp_sink.Sink` (beside this
+//! crate's `Cargo.toml`) is aiosmtpd's `Mailbox` handler, which writes every
+//! message to a maildir, except that it refuses recipients whose address
+//! starts with `rejected` with a permanent `550` — [`REJECTED_RECIPIENT`]. The maildir lives in a
+//! temporary folder of its own, removed on drop.
+//!
+//! An outage is a real one: [`SmtpSink::stop`] kills the server (the port then
+//! refuses connections) and [`SmtpSink::restart`] starts it again on the same
+//! port with the same maildir, so mail that arrives after a restart is added
+//! to what arrived before.
+//!
+//! The virtualenv is made by `scripts/stack.sh ensure --smtp`. When it is
+//! missing the sink panics with that instruction: a test that needs SMTP
+//! never skips silently.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A recipient the sink refuses for good (`550`), as a real server refuses an
+/// address that does not exist.
+pub const REJECTED_RECIPIENT: &str = "rejected@example.com";
+
+/// This crate's folder (it holds `smtp_sink.py`).
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's root (this crate lives in `crates/test-support`).
+fn repo_root() -> PathBuf {
+    crate_dir().join("../..")
+}
+
+/// The Python interpreter of the project's virtualenv that has `aiosmtpd`.
+pub fn python() -> PathBuf {
+    repo_root().join(".stack/venv/bin/python")
+}
+
+/// A running (or stopped) `aiosmtpd` with a maildir of its own.
+pub struct SmtpSink {
+    port: u16,
+    maildir: PathBuf,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// Starts the server on a free port and waits until it accepts
+    /// connections (bounded: 30 s).
+    pub async fn start() -> SmtpSink {
+        let python = python();
+        assert!(
+            python.exists(),
+            "tests need Python's aiosmtpd in {} for a real SMTP server; \
+             run `scripts/stack.sh ensure --smtp` (or `make test STACK_FLAGS=--smtp`) once",
+            python.display()
+        );
+        let port = free_port();
+        let maildir =
+            std::env::temp_dir().join(format!("bookmyseat-smtp-{}", uuid::Uuid::new_v4()));
+        // Python's Maildir makes its folders only when the root is missing;
+        // the root exists (it holds the server's log), so make them here.
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("creating the SMTP sink's maildir");
+        }
+        let mut sink = SmtpSink {
+            port,
+            maildir,
+            child: None,
+        };
+        sink.restart().await;
+        sink
+    }
+
+    /// `smtp://127.0.0.1:PORT`: what `SMTP_URL` should be (plain SMTP, no
+    /// credentials).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server: connections to its port are refused until
+    /// [`SmtpSink::restart`]. Mail received so far stays readable.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and maildir, and waits until
+    /// it accepts connections. Does nothing when it is running.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
+        let python = python();
+        let mut last_error = String::new();
+        // The port was just released by a killed server (or by `free_port`);
+        // the kernel may need a moment before it can be bound again.
+        for _ in 0..50 {
+            let mut child = Command::new(&python)
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{}", self.port))
+                .args(["-c", "smtp_sink.Sink"])
+                .env("PYTHONPATH", crate_dir())
+                .arg(&self.maildir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(self.log_file())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {} -m aiosmtpd: {e}", python.display()));
+            for _ in 0..100 {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_error = format!(
+                        "aiosmtpd exited with {status}: {}",
+                        std::fs::read_to_string(self.maildir.join(LOG_FILE)).unwrap_or_default()
+                    );
+                    break;
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+                {
+                    self.child = Some(child);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if self.child.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        panic!(
+            "the SMTP sink did not accept connections on port {}: {last_error}",
+            self.port
+        );
+    }
+
+    /// The server's stderr goes to a file beside the maildir's folders (a
+    /// pipe nobody reads could fill up and stall it).
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.maildir.join(LOG_FILE))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    }
+
+    /// Every message received so far, oldest first, as raw RFC 5322 bytes.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok())
+            .flatten()
+            .filter_map(|entry| entry.ok())
+            .map(|entry| {
+                let modified = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (modified, entry.path())
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|(_, path)| std::fs::read(path).ok())
+            .collect()
+    }
+
+    /// How many messages arrived so far.
+    pub fn count(&self) -> usize {
+        self.messages().len()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+/// aiosmtpd's stderr, inside the maildir folder (Maildir ignores files there).
+const LOG_FILE: &str = "aiosmtpd.log";
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("binding port 0 to find a free port")
+}

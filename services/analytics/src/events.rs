@@ -1,0 +1,255 @@
+//! The analytics consumers: booking and refund events into facts.
+//!
+//! Two durable pull consumers on [`platform::consumer`]:
+//! `analytics-bookings` (`bookings.confirmed`, `bookings.rejected`) and
+//! `analytics-payments` (`payments.refund.succeeded`). Each event is applied
+//! in the transaction that records its id, and every write is an insert
+//! that ignores an existing row, so an event counts once however often it
+//! arrives. An undecodable event, or one missing what a figure needs (ids,
+//! seats, its time), is dead-lettered and the stream moves on: a figure built
+//! from a guess would be wrong forever.
+//!
+//! Time: a booking counts on the day its event occurred (`EventMeta
+//! .occurred_at`), not the day analytics saw it, so a replay or a backlog
+//! puts every booking on the same day as the first time.
+
+use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
+use prost::Message as _;
+use proto::events::v1 as events_pb;
+use proto::time::from_timestamp;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{ActivityEntry, BookingFact, Money, RefundFact};
+use crate::store;
+
+/// Durable consumer names (also the `consumer` column of `processed_events`
+/// and `dead_letters`).
+pub const BOOKINGS_CONSUMER: &str = "analytics-bookings";
+pub const PAYMENTS_CONSUMER: &str = "analytics-payments";
+
+/// The subjects and streams analytics reads, under the deployment's prefix.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    pub booking_confirmed: String,
+    pub booking_rejected: String,
+    pub refund_succeeded: String,
+    bookings_stream: String,
+    payments_stream: String,
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Self {
+        let stream = |domain: &str| {
+            platform::nats::event_streams(prefix)
+                .into_iter()
+                .find(|s| {
+                    s.subjects
+                        .iter()
+                        .any(|subject| subject.ends_with(&format!("{domain}.>")))
+                })
+                .map(|s| s.name)
+                .unwrap_or_else(|| domain.to_uppercase())
+        };
+        let subject = |s: &str| platform::nats::subject(prefix, s);
+        Self {
+            booking_confirmed: subject("bookings.confirmed"),
+            booking_rejected: subject("bookings.rejected"),
+            refund_succeeded: subject("payments.refund.succeeded"),
+            bookings_stream: stream("bookings"),
+            payments_stream: stream("payments"),
+        }
+    }
+
+    /// The two durable consumers. A new durable consumer starts at the
+    /// beginning of its stream, which is what a rebuild relies on.
+    pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
+        vec![
+            ConsumerSpec::new(
+                &self.bookings_stream,
+                BOOKINGS_CONSUMER,
+                &[
+                    self.booking_confirmed.clone(),
+                    self.booking_rejected.clone(),
+                ],
+            ),
+            ConsumerSpec::new(
+                &self.payments_stream,
+                PAYMENTS_CONSUMER,
+                std::slice::from_ref(&self.refund_succeeded),
+            ),
+        ]
+    }
+}
+
+/// Applies booking and refund events to the read model.
+#[derive(Clone, Debug)]
+pub struct FiguresHandler {
+    subjects: Subjects,
+}
+
+impl FiguresHandler {
+    pub fn new(subjects: Subjects) -> Self {
+        Self { subjects }
+    }
+}
+
+fn permanent(message: impl Into<String>) -> HandlerError {
+    HandlerError::Permanent(message.into())
+}
+
+fn occurred_at(
+    meta: Option<&events_pb::EventMeta>,
+) -> Result<chrono::DateTime<chrono::Utc>, HandlerError> {
+    meta.and_then(|m| m.occurred_at.as_ref())
+        .and_then(from_timestamp)
+        .ok_or_else(|| permanent("the event has no occurred_at"))
+}
+
+fn uuid(value: &str, what: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(value).map_err(|_| permanent(format!("{what} {value:?} is not a UUID")))
+}
+
+async fn booking_confirmed(
+    connection: &mut PgConnection,
+    event_id: Uuid,
+    payload: &[u8],
+) -> Result<(), HandlerError> {
+    let event = events_pb::BookingConfirmed::decode(payload)
+        .map_err(|e| permanent(format!("not a BookingConfirmed: {e}")))?;
+    let booked_at = occurred_at(event.meta.as_ref())?;
+    let seats = i32::try_from(event.seats.len()).map_err(|_| permanent("too many seats"))?;
+    if seats == 0 {
+        return Err(permanent("a booking without seats"));
+    }
+    let fact = BookingFact {
+        booking_id: uuid(&event.booking_id, "booking_id")?,
+        reference: event.reference.clone(),
+        checkout_id: event.checkout_id.clone(),
+        showtime_id: uuid(&event.showtime_id, "showtime_id")?,
+        film_id: event.film_id.clone(),
+        film_title: event.film_title.clone(),
+        cinema_name: event.cinema_name.clone(),
+        starts_at: event
+            .starts_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| permanent("the booking has no showtime start"))?,
+        seats_offered: i32::try_from(event.seats_offered)
+            .map_err(|_| permanent("seats_offered is out of range"))?,
+        seats,
+        amount_minor: event.amount_minor,
+        currency: event.currency.clone(),
+        booked_at,
+    };
+    if store::insert_booking(connection, &fact).await? {
+        tracing::info!(booking = %fact.booking_id, showtime = %fact.showtime_id, seats, "booking counted");
+    }
+    let entry = ActivityEntry {
+        at: booked_at,
+        kind: "booking.confirmed".into(),
+        summary: format!(
+            "{} seat{} for {} at {} ({})",
+            seats,
+            if seats == 1 { "" } else { "s" },
+            event.film_title,
+            event.cinema_name,
+            event.seats.join(", ")
+        ),
+        reference: event.reference.clone(),
+        amount: Some(Money {
+            currency: event.currency.clone(),
+            amount_minor: event.amount_minor,
+        }),
+    };
+    store::insert_activity(connection, event_id, &entry).await?;
+    Ok(())
+}
+
+async fn booking_rejected(
+    connection: &mut PgConnection,
+    event_id: Uuid,
+    payload: &[u8],
+) -> Result<(), HandlerError> {
+    let event = events_pb::BookingRejected::decode(payload)
+        .map_err(|e| permanent(format!("not a BookingRejected: {e}")))?;
+    let entry = ActivityEntry {
+        at: occurred_at(event.meta.as_ref())?,
+        kind: "booking.rejected".into(),
+        summary: if event.unavailable_seats.is_empty() {
+            "paid, but the seats were lost; refund follows".to_owned()
+        } else {
+            format!(
+                "paid, but seats {} were lost; refund follows",
+                event.unavailable_seats.join(", ")
+            )
+        },
+        reference: event.checkout_id.clone(),
+        amount: None,
+    };
+    store::insert_activity(connection, event_id, &entry).await?;
+    Ok(())
+}
+
+async fn refund_succeeded(
+    connection: &mut PgConnection,
+    event_id: Uuid,
+    payload: &[u8],
+) -> Result<(), HandlerError> {
+    let event = events_pb::RefundSucceeded::decode(payload)
+        .map_err(|e| permanent(format!("not a RefundSucceeded: {e}")))?;
+    if event.refund_id.is_empty() {
+        return Err(permanent("a refund without a refund_id"));
+    }
+    let refunded_at = occurred_at(event.meta.as_ref())?;
+    let fact = RefundFact {
+        refund_id: event.refund_id.clone(),
+        checkout_id: event.checkout_id.clone(),
+        amount_minor: event.amount_minor,
+        currency: event.currency.clone(),
+        refunded_at,
+    };
+    store::insert_refund(connection, &fact).await?;
+    let reference = if event.booking_reference.is_empty() {
+        event.checkout_id.clone()
+    } else {
+        event.booking_reference.clone()
+    };
+    let entry = ActivityEntry {
+        at: refunded_at,
+        kind: "refund.succeeded".into(),
+        summary: if event.reason.is_empty() {
+            "refunded".to_owned()
+        } else {
+            format!("refunded: {}", event.reason)
+        },
+        reference,
+        amount: Some(Money {
+            currency: event.currency.clone(),
+            amount_minor: event.amount_minor,
+        }),
+    };
+    store::insert_activity(connection, event_id, &entry).await?;
+    Ok(())
+}
+
+impl Handler for FiguresHandler {
+    type Committed = ();
+
+    async fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<(), HandlerError> {
+        let subject = delivery.subject;
+        if subject == self.subjects.booking_confirmed {
+            booking_confirmed(connection, delivery.event_id, delivery.payload).await
+        } else if subject == self.subjects.booking_rejected {
+            booking_rejected(connection, delivery.event_id, delivery.payload).await
+        } else if subject == self.subjects.refund_succeeded {
+            refund_succeeded(connection, delivery.event_id, delivery.payload).await
+        } else {
+            Err(permanent(format!("analytics does not handle {subject}")))
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Every SQL statement of analytics: facts in, figures out.
+//!
+//! Writes happen inside the consumer's transaction (the same one that
+//! records the event id), and each is an insert that ignores a row already
+//! there, so an event applied twice — a redelivery, a replay after a crash —
+//! changes nothing. Figures are `GROUP BY`s over the facts at query time:
+//! with one row per booking this stays fast well past a cinema chain's
+//! volume (indexes on the time and film columns); when it stops being fast,
+//! per-day counters maintained by the same handlers are the next step.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{
+    ActivityEntry, BookingFact, DayFigures, FilmFigures, Money, Occupancy, RefundFact,
+    ShowtimeFigures, Totals,
+};
+
+/// Records a confirmed booking and its showtime. `false` when the booking
+/// was already recorded.
+pub async fn insert_booking(
+    connection: &mut PgConnection,
+    fact: &BookingFact,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "INSERT INTO showtimes (showtime_id, film_id, film_title, cinema_name, starts_at, seats_offered) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (showtime_id) DO UPDATE SET seats_offered = EXCLUDED.seats_offered",
+    )
+    .bind(fact.showtime_id)
+    .bind(&fact.film_id)
+    .bind(&fact.film_title)
+    .bind(&fact.cinema_name)
+    .bind(fact.starts_at)
+    .bind(fact.seats_offered)
+    .execute(&mut *connection)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO bookings (booking_id, reference, checkout_id, showtime_id, film_id, film_title, \
+         seats, amount_minor, currency, booked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (booking_id) DO NOTHING",
+    )
+    .bind(fact.booking_id)
+    .bind(&fact.reference)
+    .bind(&fact.checkout_id)
+    .bind(fact.showtime_id)
+    .bind(&fact.film_id)
+    .bind(&fact.film_title)
+    .bind(fact.seats)
+    .bind(fact.amount_minor)
+    .bind(&fact.currency)
+    .bind(fact.booked_at)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Records a refund; `false` when it was already recorded.
+pub async fn insert_refund(connection: &mut PgConnection, fact: &RefundFact) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO refunds (refund_id, checkout_id, amount_minor, currency, refunded_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (refund_id) DO NOTHING",
+    )
+    .bind(&fact.refund_id)
+    .bind(&fact.checkout_id)
+    .bind(fact.amount_minor)
+    .bind(&fact.currency)
+    .bind(fact.refunded_at)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Adds an entry to the activity log (once per event).
+pub async fn insert_activity(
+    connection: &mut PgConnection,
+    event_id: Uuid,
+    entry: &ActivityEntry,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO activity (event_id, at, kind, summary, reference, amount_minor, currency) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(entry.at)
+    .bind(&entry.kind)
+    .bind(&entry.summary)
+    .bind(&entry.reference)
+    .bind(entry.amount.as_ref().map(|m| m.amount_minor))
+    .bind(entry.amount.as_ref().map(|m| m.currency.clone()))
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Forgets every fact, and which events the given consumers have handled,
+/// so the streams can be replayed from the start (see [`crate::rebuild`]).
+pub async fn reset(pool: &PgPool, consumers: &[String]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("TRUNCATE bookings, showtimes, refunds, activity")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM processed_events WHERE consumer = ANY($1)")
+        .bind(consumers)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM dead_letters WHERE consumer = ANY($1)")
+        .bind(consumers)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+fn money(rows: Vec<(String, i64)>) -> Vec<Money> {
+    rows.into_iter()
+        .map(|(currency, amount_minor)| Money {
+            currency,
+            amount_minor,
+        })
+        .collect()
+}
+
+/// Refunds of bookings (a refund whose checkout became a booking), per
+/// currency. Refunds of rejected checkouts never counted as revenue.
+const BOOKING_REFUNDS: &str = "SELECT r.currency, sum(r.amount_minor)::bigint FROM refunds r \
+     WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.checkout_id = r.checkout_id) \
+     GROUP BY r.currency ORDER BY r.currency";
+
+/// Everything so far.
+pub async fn totals(pool: &PgPool) -> sqlx::Result<Totals> {
+    let (bookings, seats_sold): (i64, i64) =
+        sqlx::query_as("SELECT count(*), coalesce(sum(seats), 0)::bigint FROM bookings")
+            .fetch_one(pool)
+            .await?;
+    let gross = money(
+        sqlx::query_as(
+            "SELECT currency, sum(amount_minor)::bigint FROM bookings GROUP BY currency ORDER BY currency",
+        )
+        .fetch_all(pool)
+        .await?,
+    );
+    let refunded = money(sqlx::query_as(BOOKING_REFUNDS).fetch_all(pool).await?);
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds")
+        .fetch_one(pool)
+        .await?;
+    let seats_offered: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(seats_offered), 0)::bigint FROM showtimes")
+            .fetch_one(pool)
+            .await?;
+    let rejected: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM activity WHERE kind = 'booking.rejected'")
+            .fetch_one(pool)
+            .await?;
+    Ok(Totals {
+        bookings,
+        seats_sold,
+        seats_offered,
+        revenue: Money::net(&gross, &refunded),
+        gross,
+        refunded,
+        refunds,
+        rejected,
+    })
+}
+
+/// Per UTC day in `[from, until]`: that day's bookings, and that day's
+/// refunds of bookings. Days without either are left out.
+pub async fn revenue_by_day(
+    pool: &PgPool,
+    from: NaiveDate,
+    until: NaiveDate,
+) -> sqlx::Result<Vec<DayFigures>> {
+    let bookings: Vec<(NaiveDate, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT (booked_at AT TIME ZONE 'UTC')::date AS day, currency, count(*), \
+         sum(seats)::bigint, sum(amount_minor)::bigint FROM bookings \
+         WHERE (booked_at AT TIME ZONE 'UTC')::date BETWEEN $1 AND $2 \
+         GROUP BY day, currency ORDER BY day, currency",
+    )
+    .bind(from)
+    .bind(until)
+    .fetch_all(pool)
+    .await?;
+    let refunds: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
+        "SELECT (r.refunded_at AT TIME ZONE 'UTC')::date AS day, r.currency, \
+         sum(r.amount_minor)::bigint FROM refunds r \
+         WHERE (r.refunded_at AT TIME ZONE 'UTC')::date BETWEEN $1 AND $2 \
+         AND EXISTS (SELECT 1 FROM bookings b WHERE b.checkout_id = r.checkout_id) \
+         GROUP BY day, r.currency ORDER BY day, r.currency",
+    )
+    .bind(from)
+    .bind(until)
+    .fetch_all(pool)
+    .await?;
+    let mut days: BTreeMap<NaiveDate, (DayFigures, Vec<Money>)> = BTreeMap::new();
+    let blank = |date: NaiveDate| {
+        (
+            DayFigures {
+                date,
+                ..Default::default()
+            },
+            Vec::new(),
+        )
+    };
+    for (date, currency, count, seats, amount) in bookings {
+        let (day, gross) = days.entry(date).or_insert_with(|| blank(date));
+        day.bookings += count;
+        day.seats_sold += seats;
+        gross.push(Money {
+            currency,
+            amount_minor: amount,
+        });
+    }
+    for (date, currency, amount) in refunds {
+        let (day, _) = days.entry(date).or_insert_with(|| blank(date));
+        day.refunded.push(Money {
+            currency,
+            amount_minor: amount,
+        });
+    }
+    Ok(days
+        .into_values()
+        .map(|(mut day, gross)| {
+            day.revenue = Money::net(&gross, &day.refunded);
+            day
+        })
+        .collect())
+}
+
+/// Films by seats sold, then bookings, then title.
+pub async fn top_films(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<FilmFigures>> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT film_id, max(film_title), count(*), sum(seats)::bigint FROM bookings \
+         GROUP BY film_id ORDER BY sum(seats) DESC, count(*) DESC, max(film_title), film_id \
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let gross: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT film_id, currency, sum(amount_minor)::bigint FROM bookings \
+         WHERE film_id = ANY($1) GROUP BY film_id, currency ORDER BY currency",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let refunded: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT b.film_id, r.currency, sum(r.amount_minor)::bigint FROM refunds r \
+         JOIN bookings b ON b.checkout_id = r.checkout_id \
+         WHERE b.film_id = ANY($1) GROUP BY b.film_id, r.currency ORDER BY r.currency",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let of_film = |rows: &[(String, String, i64)], film: &str| -> Vec<Money> {
+        rows.iter()
+            .filter(|(id, ..)| id == film)
+            .map(|(_, currency, amount)| Money {
+                currency: currency.clone(),
+                amount_minor: *amount,
+            })
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(film_id, film_title, bookings, seats_sold)| FilmFigures {
+            revenue: Money::net(&of_film(&gross, &film_id), &of_film(&refunded, &film_id)),
+            film_id,
+            film_title,
+            bookings,
+            seats_sold,
+        })
+        .collect())
+}
+
+/// Seats sold against seats offered, per showtime (soonest first, from
+/// `starting_from` when given) and over every showtime known.
+pub async fn occupancy(
+    pool: &PgPool,
+    limit: i64,
+    starting_from: Option<DateTime<Utc>>,
+) -> sqlx::Result<Occupancy> {
+    let showtimes: Vec<(Uuid, String, String, DateTime<Utc>, i32, i64)> = sqlx::query_as(
+        "SELECT s.showtime_id, s.film_title, s.cinema_name, s.starts_at, s.seats_offered, \
+         coalesce(sum(b.seats), 0)::bigint FROM showtimes s \
+         LEFT JOIN bookings b ON b.showtime_id = s.showtime_id \
+         WHERE $1::timestamptz IS NULL OR s.starts_at >= $1 \
+         GROUP BY s.showtime_id ORDER BY s.starts_at, s.showtime_id LIMIT $2",
+    )
+    .bind(starting_from)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let (seats_offered, seats_sold): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(seats_offered), 0) FROM showtimes)::bigint, \
+         (SELECT coalesce(sum(seats), 0) FROM bookings)::bigint",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Occupancy {
+        showtimes: showtimes
+            .into_iter()
+            .map(
+                |(showtime_id, film_title, cinema_name, starts_at, offered, sold)| {
+                    ShowtimeFigures {
+                        showtime_id,
+                        film_title,
+                        cinema_name,
+                        starts_at,
+                        seats_offered: i64::from(offered),
+                        seats_sold: sold,
+                    }
+                },
+            )
+            .collect(),
+        seats_offered,
+        seats_sold,
+    })
+}
+
+/// An `activity` row: at, kind, summary, reference, amount, currency.
+type ActivityRow = (
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The newest activity entries.
+pub async fn activity(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<ActivityEntry>> {
+    let rows: Vec<ActivityRow> = sqlx::query_as(
+        "SELECT at, kind, summary, reference, amount_minor, currency FROM activity \
+             ORDER BY at DESC, event_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(at, kind, summary, reference, amount, currency)| ActivityEntry {
+                at,
+                kind,
+                summary,
+                reference,
+                amount: amount.zip(currency).map(|(amount_minor, currency)| Money {
+                    currency,
+                    amount_minor,
+                }),
+            },
+        )
+        .collect())
+}

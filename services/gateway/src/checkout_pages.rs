@@ -1,0 +1,345 @@
+//! Paying for held seats: the "Checkout" button, the pages Stripe (or the
+//! simulated provider) sends the buyer back to, and their JSON equivalents.
+//!
+//! - `POST /showtimes/{id}/checkout` (form: `hold_id`) asks payments for a
+//!   checkout of the hold and redirects to the provider's page. Payments
+//!   takes the amount from catalog's prices and extends the hold to cover the
+//!   checkout; a double click finds the same checkout.
+//! - `GET /checkout/success?session_id=…` verifies through
+//!   `payments.GetCheckout` (which asks Stripe when the webhook has not
+//!   arrived yet). While the payment is known but the booking is not, the
+//!   page says "confirming…" and refreshes itself every second (a plain
+//!   `<meta http-equiv=refresh>`: no script needed); then it shows the
+//!   booking. A failed or expired payment says so and offers to pick seats
+//!   again; a payment whose seats were lost says it is refunded.
+//! - `GET /checkout/cancel?session_id=…` releases the hold and returns to
+//!   the seat map.
+//!
+//! Every one of these needs the signed-in buyer; someone else's session is
+//! "not found".
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::{ApiError, Error, ErrorBody, PageError};
+use crate::local_time;
+use crate::resources::{Booking, Checkout, CheckoutStatus};
+use crate::session::SignedIn;
+use crate::views::Nav;
+
+/// The checkout routes (pages and API), for [`crate::router`].
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/showtimes/{id}/checkout", post(start_checkout))
+        .route("/checkout/success", get(success))
+        .route("/checkout/cancel", get(cancel))
+        .route("/api/v1/holds/{id}/checkout", post(api_create_checkout))
+        .route("/api/v1/checkouts/{session}", get(api_get_checkout))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckoutForm {
+    hold_id: String,
+}
+
+/// `POST /showtimes/{id}/checkout`: off to the payment page.
+async fn start_checkout(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    id: Result<Path<String>, PathRejection>,
+    form: Result<Form<CheckoutForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Path(showtime_id) = id.map_err(Error::from)?;
+    let Form(form) = form.map_err(|rejection| {
+        Error::BadRequest(format!(
+            "The form could not be read: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let checkout = state
+        .payments
+        .create_checkout(&form.hold_id, &user.user_id(), &user.user().email)
+        .await;
+    match checkout {
+        Ok(checkout) => {
+            tracing::info!(checkout = %checkout.id, hold = %checkout.hold_id, "buyer sent to checkout");
+            Ok(Redirect::to(&checkout.url).into_response())
+        }
+        // Back to the seat page, which says what happened and still shows
+        // the hold (when it still exists).
+        Err(error) => {
+            // A code, not the message: the page words it, so nobody can craft
+            // a link that makes our page say something else.
+            let code = match &error {
+                Error::Unavailable(_) => "unavailable",
+                Error::Conflict(_) | Error::NotFound(_) => "ended",
+                Error::BadRequest(_) | Error::Forbidden(_) => "invalid",
+                _ => return Err(error.into()),
+            };
+            let query = serde_urlencoded::to_string([
+                ("hold", form.hold_id.as_str()),
+                ("checkout_error", code),
+            ])
+            .unwrap_or_default();
+            Ok(
+                Redirect::to(&format!("/showtimes/{showtime_id}?{query}#your-hold"))
+                    .into_response(),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SessionQuery {
+    session_id: Option<String>,
+}
+
+fn session_of(query: Result<Query<SessionQuery>, QueryRejection>) -> Result<String, Error> {
+    query
+        .ok()
+        .and_then(|q| q.0.session_id)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| Error::BadRequest("The address lacks its checkout session id.".to_owned()))
+}
+
+/// What the checkout result page shows.
+#[derive(Template)]
+#[template(path = "checkout.html")]
+pub struct CheckoutPage {
+    pub nav: Nav,
+    /// `confirming`, `confirmed`, `failed`, `expired`, `refunded`, `open`.
+    pub state: &'static str,
+    pub heading: String,
+    pub message: String,
+    pub total: String,
+    pub simulated: bool,
+    pub booking: Option<BookingView>,
+    /// Where to pick seats again (the showtime's page).
+    pub seats_href: String,
+    /// The provider's page, for a checkout still open.
+    pub pay_href: String,
+}
+
+/// A confirmed booking on the success page.
+#[derive(Clone, Debug)]
+pub struct BookingView {
+    pub reference: String,
+    pub film_title: String,
+    pub cinema: String,
+    pub when: String,
+    pub seats: String,
+    pub amount: String,
+}
+
+impl BookingView {
+    fn new(booking: &Booking) -> Self {
+        let local = local_time::in_zone(
+            booking.starts_at,
+            local_time::zone(&booking.cinema_time_zone),
+        );
+        BookingView {
+            reference: booking.reference.clone(),
+            film_title: booking.film_title.clone(),
+            cinema: format!("{} · {}", booking.cinema_name, booking.screen_name),
+            when: local_time::day_and_time(&local),
+            seats: booking
+                .seats
+                .iter()
+                .map(|s| s.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            amount: crate::money::Money::new(booking.amount_minor, booking.currency.clone())
+                .to_string(),
+        }
+    }
+}
+
+/// Where the buyer can pick seats again: the hold's showtime, or the home
+/// page when the hold cannot be read.
+async fn seats_href(state: &AppState, checkout: &Checkout, user: &SignedIn) -> String {
+    match state
+        .seating
+        .hold_of(&checkout.hold_id, &user.user_id())
+        .await
+    {
+        Ok(hold) => format!("/showtimes/{}", hold.showtime_id),
+        Err(_) => "/".to_owned(),
+    }
+}
+
+/// `GET /checkout/success?session_id=…`.
+async fn success(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    query: Result<Query<SessionQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let session = session_of(query)?;
+    let checkout = state.payments.checkout(&session, &user.user_id()).await?;
+    let mut page = CheckoutPage {
+        nav: user.visitor.nav(),
+        state: "confirming",
+        heading: String::new(),
+        message: String::new(),
+        total: checkout.total.to_string(),
+        simulated: checkout.simulated,
+        booking: None,
+        seats_href: String::new(),
+        pay_href: String::new(),
+    };
+    match (checkout.status, &checkout.booking_reference) {
+        (CheckoutStatus::Paid, Some(reference)) => {
+            let booking = state.seating.booking(reference, &user.user_id()).await?;
+            page.state = "confirmed";
+            page.heading = "You're booked!".to_owned();
+            page.message = "Your tickets are confirmed; a confirmation email is on its way. \
+                            Show the reference at the cinema."
+                .to_owned();
+            page.booking = Some(BookingView::new(&booking));
+        }
+        (CheckoutStatus::Paid | CheckoutStatus::Processing, _) => {
+            page.state = "confirming";
+            page.heading = "Confirming your booking…".to_owned();
+            page.message = if checkout.status == CheckoutStatus::Processing {
+                "Your payment is being processed by your bank. This page updates itself; \
+                 we will also email you once it is confirmed."
+                    .to_owned()
+            } else {
+                "Your payment went through. We are confirming your seats; this page updates \
+                 itself in a moment."
+                    .to_owned()
+            };
+        }
+        (CheckoutStatus::Refunded, _) => {
+            page.state = "refunded";
+            page.heading = "Your seats were lost, so we refunded you".to_owned();
+            page.message = format!(
+                "The hold on your seats ran out before the payment arrived and someone else \
+                 took them. {} is on its way back to you; you will get an email.",
+                checkout.total
+            );
+            page.seats_href = seats_href(&state, &checkout, &user).await;
+        }
+        (CheckoutStatus::Failed, _) => {
+            page.state = "failed";
+            page.heading = "Your payment did not go through".to_owned();
+            page.message = "Nothing was charged and your seats were released. You can pick \
+                            seats and try again."
+                .to_owned();
+            page.seats_href = seats_href(&state, &checkout, &user).await;
+        }
+        (CheckoutStatus::Expired, _) => {
+            page.state = "expired";
+            page.heading = "The payment time ran out".to_owned();
+            page.message = "Nothing was charged and your seats were released. You can pick \
+                            seats and try again."
+                .to_owned();
+            page.seats_href = seats_href(&state, &checkout, &user).await;
+        }
+        (CheckoutStatus::Open, _) => {
+            page.state = "open";
+            page.heading = "Waiting for your payment".to_owned();
+            page.message = "Your payment has not arrived yet. If you left the payment page, \
+                            go back to it to pay."
+                .to_owned();
+            page.pay_href = checkout.url.clone();
+        }
+    }
+    let html = page.render().map_err(|error| {
+        tracing::error!(%error, "cannot render the checkout page");
+        PageError(Error::internal())
+    })?;
+    Ok((StatusCode::OK, Html(html)).into_response())
+}
+
+/// `GET /checkout/cancel?session_id=…`: the buyer left the payment page.
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    query: Result<Query<SessionQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let session = session_of(query)?;
+    let checkout = state.payments.checkout(&session, &user.user_id()).await?;
+    let back = seats_href(&state, &checkout, &user).await;
+    // An ended checkout's hold is released by seating when the payments event
+    // reaches it; releasing here too (idempotent) means the map the buyer
+    // returns to already shows the seats free. Already released or expired is
+    // fine: the buyer wants the seats gone.
+    if matches!(
+        checkout.status,
+        CheckoutStatus::Open | CheckoutStatus::Expired | CheckoutStatus::Failed
+    ) {
+        if let Err(error) = state
+            .seating
+            .release(&checkout.hold_id, &user.user_id())
+            .await
+        {
+            tracing::info!(%error, hold = %checkout.hold_id, "hold not released on cancel");
+        }
+    }
+    let to = if back == "/" {
+        back
+    } else {
+        format!("{back}?cancelled=1")
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// Starts paying for one of the caller's holds: answers the checkout, whose
+/// `url` is where to send the buyer.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/checkout", tag = "checkout",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The hold's UUID")),
+    responses(
+        (status = 201, description = "The checkout (the same one for a repeated call)", body = Checkout),
+        (status = 400, description = "Not a hold id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
+        (status = 404, description = "No such hold of yours", body = ErrorBody),
+        (status = 409, description = "The hold has ended", body = ErrorBody),
+        (status = 503, description = "The payment provider is not answering; retry", body = ErrorBody),
+    ))]
+pub(crate) async fn api_create_checkout(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(hold_id) = id.map_err(Error::from)?;
+    let checkout = state
+        .payments
+        .create_checkout(&hold_id, &user.user_id(), &user.user().email)
+        .await?;
+    Ok((StatusCode::CREATED, Json(checkout)).into_response())
+}
+
+/// One of the caller's checkouts, verified with the provider when payments
+/// does not yet know it is paid.
+#[utoipa::path(get, path = "/api/v1/checkouts/{session}", tag = "checkout",
+    security(("session" = [])),
+    params(("session" = String, Path, description = "The provider's checkout session id")),
+    responses(
+        (status = 200, description = "The checkout", body = Checkout),
+        (status = 400, description = "Not a session id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such checkout of yours", body = ErrorBody),
+    ))]
+pub(crate) async fn api_get_checkout(
+    State(state): State<Arc<AppState>>,
+    user: SignedIn,
+    session: Result<Path<String>, PathRejection>,
+) -> Result<Json<Checkout>, ApiError> {
+    let Path(session) = session.map_err(Error::from)?;
+    Ok(Json(
+        state.payments.checkout(&session, &user.user_id()).await?,
+    ))
+}

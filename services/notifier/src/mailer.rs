@@ -1,0 +1,136 @@
+//! Where emails go: an SMTP server, or a folder of `.eml` files.
+//!
+//! With `SMTP_URL` set the notifier speaks SMTP through `lettre`
+//! (`smtp://user:pass@host:587?tls=required` for STARTTLS,
+//! `smtps://…:465` for TLS from the first byte, plain `smtp://host:port` for
+//! a local sink such as Mailpit). Each send opens a connection (no pool: the
+//! notifier sends a few emails a second at most) and is bounded by a timeout.
+//!
+//! Without `SMTP_URL` each email is written to the outbox folder as
+//! `<event id>.eml` (written to a temporary name, then renamed, so a reader
+//! never sees half a file) and logged, so a developer sees every email with
+//! no mail server. A resend overwrites the same file.
+//!
+//! Failures are sorted for the retry loop ([`SendError`]): the server's 5xx
+//! answers are permanent (retrying the same message cannot help), everything
+//! else (refused connection, timeout, 4xx, TLS trouble) is worth retrying.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
+
+/// Why an email was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The server refused this message for good (a 5xx answer).
+    #[error("the mail server rejected the message: {0}")]
+    Rejected(String),
+    /// The server could not be reached or asked us to try later.
+    #[error("the mail server is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The transport every email leaves through.
+#[derive(Clone, Debug)]
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// Upper bound for one whole send (connect, TLS, dialogue).
+        timeout: Duration,
+    },
+    Outbox {
+        dir: PathBuf,
+    },
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is given, the outbox folder otherwise. The URL
+    /// is never echoed back: it may carry a password.
+    pub fn new(
+        smtp_url: Option<&str>,
+        outbox_dir: PathBuf,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        match smtp_url.map(str::trim).filter(|url| !url.is_empty()) {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "SMTP_URL is not a usable SMTP URL ({e}); expected e.g. \
+                             smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465"
+                        )
+                    })?
+                    .timeout(Some(timeout))
+                    .build();
+                Ok(Mailer::Smtp { transport, timeout })
+            }
+            None => {
+                std::fs::create_dir_all(&outbox_dir).with_context(|| {
+                    format!(
+                        "cannot create the mail outbox folder {} (NOTIFIER_OUTBOX_DIR)",
+                        outbox_dir.display()
+                    )
+                })?;
+                Ok(Mailer::Outbox { dir: outbox_dir })
+            }
+        }
+    }
+
+    /// `smtp` or `file`: what the deliveries table records.
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            Mailer::Smtp { .. } => "smtp",
+            Mailer::Outbox { .. } => "file",
+        }
+    }
+
+    /// Hands one message to the transport. `name` names the outbox file
+    /// (the event id).
+    pub async fn send(&self, message: &lettre::Message, name: &str) -> Result<Sent, SendError> {
+        match self {
+            Mailer::Smtp { transport, timeout } => {
+                let bytes = message.formatted();
+                let sent =
+                    tokio::time::timeout(*timeout, transport.send_raw(message.envelope(), &bytes))
+                        .await;
+                match sent {
+                    Ok(Ok(_response)) => Ok(Sent::Smtp),
+                    Ok(Err(error)) if error.is_permanent() => {
+                        Err(SendError::Rejected(error.to_string()))
+                    }
+                    Ok(Err(error)) => Err(SendError::Unavailable(error.to_string())),
+                    Err(_) => Err(SendError::Unavailable(format!(
+                        "no answer within {} ms",
+                        timeout.as_millis()
+                    ))),
+                }
+            }
+            Mailer::Outbox { dir } => {
+                let path = dir.join(format!("{name}.eml"));
+                let partial = dir.join(format!(".{name}.eml.partial"));
+                let bytes = message.formatted();
+                let written = async {
+                    tokio::fs::write(&partial, &bytes).await?;
+                    tokio::fs::rename(&partial, &path).await
+                }
+                .await;
+                match written {
+                    Ok(()) => Ok(Sent::File(path)),
+                    Err(error) => Err(SendError::Unavailable(format!(
+                        "cannot write {}: {error}",
+                        path.display()
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// Where an accepted email went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    Smtp,
+    File(PathBuf),
+}

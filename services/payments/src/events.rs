@@ -1,0 +1,185 @@
+//! Payments' events: the subjects it publishes (through the outbox, see
+//! [`crate::ledger`]) and the JetStream consumer of `bookings.*`.
+//!
+//! - `bookings.confirmed` tells payments the booking reference of a paid
+//!   checkout. Payments keeps it on the checkout, so `GetCheckout` can show
+//!   it and staff can refund by reference (`RefundBooking`).
+//! - `bookings.rejected` means the buyer paid but the seats were lost:
+//!   payments asks for a refund of the payment in the same transaction that
+//!   records the event; the refund worker ([`crate::refunds`]) sends it to
+//!   Stripe and publishes the outcome.
+//!
+//! Both are applied by [`platform::consumer`] inside the transaction that
+//! records the event id, so a redelivery changes nothing. A booking for a
+//! checkout payments does not know, or a rejection without a payment, cannot
+//! be fixed by retrying: dead-lettered and logged.
+
+use std::sync::Arc;
+
+use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
+use prost::Message as _;
+use proto::events::v1 as events_pb;
+use sqlx::PgConnection;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::PaymentsError;
+use crate::store;
+
+/// The durable consumer's name (also the `processed_events.consumer` key).
+pub const BOOKINGS_CONSUMER: &str = "payments-bookings";
+
+/// The subjects payments reads and writes, under the deployment's prefix.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    pub checkout_completed: String,
+    pub checkout_expired: String,
+    pub refund_succeeded: String,
+    pub refund_failed: String,
+    pub booking_confirmed: String,
+    pub booking_rejected: String,
+    pub bookings_stream: String,
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Self {
+        let subject = |s: &str| platform::nats::subject(prefix, s);
+        Self {
+            checkout_completed: subject("payments.checkout.completed"),
+            checkout_expired: subject("payments.checkout.expired"),
+            refund_succeeded: subject("payments.refund.succeeded"),
+            refund_failed: subject("payments.refund.failed"),
+            booking_confirmed: subject("bookings.confirmed"),
+            booking_rejected: subject("bookings.rejected"),
+            bookings_stream: platform::nats::event_streams(prefix)
+                .into_iter()
+                .find(|s| s.name.ends_with("BOOKINGS"))
+                .map(|s| s.name)
+                .unwrap_or_else(|| "BOOKINGS".into()),
+        }
+    }
+
+    pub fn consumer_spec(&self) -> ConsumerSpec {
+        ConsumerSpec::new(
+            &self.bookings_stream,
+            BOOKINGS_CONSUMER,
+            &[
+                self.booking_confirmed.clone(),
+                self.booking_rejected.clone(),
+            ],
+        )
+    }
+}
+
+/// Applies booking events; wakes the refund worker after a commit that
+/// asked for a refund.
+#[derive(Clone, Debug)]
+pub struct BookingsHandler {
+    subjects: Subjects,
+    refunds: Arc<Notify>,
+}
+
+impl BookingsHandler {
+    pub fn new(subjects: Subjects, refunds: Arc<Notify>) -> Self {
+        Self { subjects, refunds }
+    }
+
+    async fn confirmed(
+        &self,
+        connection: &mut PgConnection,
+        payload: &[u8],
+    ) -> Result<bool, HandlerError> {
+        let event = events_pb::BookingConfirmed::decode(payload)
+            .map_err(|e| HandlerError::Permanent(format!("not a BookingConfirmed: {e}")))?;
+        let checkout_id = parse_checkout_id(&event.checkout_id)?;
+        if !store::set_booking_reference(connection, checkout_id, &event.reference)
+            .await
+            .map_err(handler_error)?
+        {
+            return Err(HandlerError::Permanent(format!(
+                "booking {} is for checkout {checkout_id}, which payments does not know",
+                event.reference
+            )));
+        }
+        tracing::info!(checkout = %checkout_id, reference = %event.reference, "booking confirmed");
+        Ok(false)
+    }
+
+    async fn rejected(
+        &self,
+        connection: &mut PgConnection,
+        payload: &[u8],
+    ) -> Result<bool, HandlerError> {
+        let event = events_pb::BookingRejected::decode(payload)
+            .map_err(|e| HandlerError::Permanent(format!("not a BookingRejected: {e}")))?;
+        let checkout_id = parse_checkout_id(&event.checkout_id)?;
+        let Some(_checkout) = store::lock_checkout(connection, checkout_id)
+            .await
+            .map_err(handler_error)?
+        else {
+            return Err(HandlerError::Permanent(format!(
+                "rejected booking for checkout {checkout_id}, which payments does not know"
+            )));
+        };
+        let Some(payment) = store::payment_for_checkout(connection, checkout_id)
+            .await
+            .map_err(handler_error)?
+        else {
+            return Err(HandlerError::Permanent(format!(
+                "rejected booking for checkout {checkout_id}, which has no payment to refund"
+            )));
+        };
+        let reason = if event.reason.is_empty() {
+            "the seats were no longer available".to_owned()
+        } else {
+            event.reason.clone()
+        };
+        let refund = store::request_refund(connection, &payment, &reason)
+            .await
+            .map_err(handler_error)?;
+        tracing::warn!(checkout = %checkout_id, refund = %refund.id,
+            "booking rejected after payment; refund requested");
+        Ok(true)
+    }
+}
+
+impl Handler for BookingsHandler {
+    /// Whether a refund was requested (the worker is woken after commit).
+    type Committed = bool;
+
+    async fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<Self::Committed, HandlerError> {
+        if delivery.subject == self.subjects.booking_confirmed {
+            self.confirmed(connection, delivery.payload).await
+        } else if delivery.subject == self.subjects.booking_rejected {
+            self.rejected(connection, delivery.payload).await
+        } else {
+            Err(HandlerError::Permanent(format!(
+                "payments does not handle {}",
+                delivery.subject
+            )))
+        }
+    }
+
+    async fn after_commit(&self, refund_requested: bool) {
+        if refund_requested {
+            self.refunds.notify_one();
+        }
+    }
+}
+
+fn parse_checkout_id(value: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(value)
+        .map_err(|_| HandlerError::Permanent(format!("checkout_id {value:?} is not a UUID")))
+}
+
+fn handler_error(error: PaymentsError) -> HandlerError {
+    match error {
+        PaymentsError::Database(error) => HandlerError::Transient(error.into()),
+        PaymentsError::NotFound { .. } => HandlerError::Permanent(error.to_string()),
+        other => HandlerError::Transient(anyhow::anyhow!(other.to_string())),
+    }
+}
