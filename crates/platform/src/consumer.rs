@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -79,6 +80,12 @@ pub struct ConsumerSpec {
     pub max_deliver: i64,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// How many messages are handled at once. Each holds one pooled
+    /// connection while it runs, so keep it below the pool's size. Above 1,
+    /// messages finish out of order: only for handlers whose events are
+    /// independent of each other, or serialise what must be ordered in the
+    /// database (as seating does with its per-showtime row lock).
+    pub concurrency: usize,
 }
 
 impl ConsumerSpec {
@@ -89,6 +96,15 @@ impl ConsumerSpec {
             filter_subjects: subjects.to_vec(),
             max_deliver: 8,
             ack_wait: Duration::from_secs(30),
+            concurrency: 1,
+        }
+    }
+
+    /// The same consumer handling up to `concurrency` messages at once.
+    pub fn concurrent(self, concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            ..self
         }
     }
 }
@@ -128,27 +144,36 @@ pub async fn run<H: Handler>(
             }
         };
         backoff = Duration::from_millis(200);
+        // Messages being handled; a new one is pulled only while fewer than
+        // `concurrency` are. On shutdown or a broken pull the ones in hand
+        // still finish, so none is left half-handled until its ack wait.
+        let mut in_flight = FuturesUnordered::new();
+        let limit = spec.concurrency.max(1);
         loop {
-            let next = tokio::select! {
-                next = messages.next() => next,
-                _ = shutdown.fired() => None,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    // What is still waiting behind this message.
-                    if let Ok(info) = message.info() {
-                        metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
-                            .set(info.pending as f64);
+            tokio::select! {
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+                next = messages.next(), if in_flight.len() < limit => match next {
+                    Some(Ok(message)) => {
+                        // What is still waiting behind this message.
+                        if let Ok(info) = message.info() {
+                            metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
+                                .set(info.pending as f64);
+                        }
+                        let (pool, spec, handler) = (&pool, &spec, &handler);
+                        in_flight.push(async move {
+                            handle_message(pool, spec, handler, &message).await;
+                        });
                     }
-                    handle_message(&pool, &spec, &handler, &message).await;
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; reconnecting");
-                    break;
-                }
-                None => break,
+                    Some(Err(error)) => {
+                        tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; reconnecting");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = shutdown.fired() => break,
             }
         }
+        while in_flight.next().await.is_some() {}
     }
     tracing::info!(consumer = %spec.durable, "consumer stopped");
     Ok(())

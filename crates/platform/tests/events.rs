@@ -356,3 +356,83 @@ fn tempdir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }
+
+/// Lets each message through only once `width` of them are in hand at the
+/// same moment: a consumer handling fewer at once never gets past it.
+#[derive(Clone)]
+struct GatheringHandler {
+    barrier: Arc<tokio::sync::Barrier>,
+    most_at_once: Arc<AtomicUsize>,
+    in_hand: Arc<AtomicUsize>,
+}
+
+impl Handler for GatheringHandler {
+    type Committed = ();
+
+    async fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<(), HandlerError> {
+        let now = self.in_hand.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        let gathered = tokio::time::timeout(Duration::from_secs(5), self.barrier.wait()).await;
+        self.in_hand.fetch_sub(1, Ordering::SeqCst);
+        if gathered.is_err() {
+            return Err(HandlerError::Transient(anyhow::anyhow!(
+                "the others never arrived"
+            )));
+        }
+        sqlx::query("INSERT INTO effects (event_id, payload) VALUES ($1, $2)")
+            .bind(delivery.event_id)
+            .bind(String::from_utf8_lossy(delivery.payload).into_owned())
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than_allowed() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let width = 4;
+    let spec = ConsumerSpec::new(&stream_name, "gathering", std::slice::from_ref(&subject))
+        .concurrent(width);
+    let handler = GatheringHandler {
+        barrier: Arc::new(tokio::sync::Barrier::new(width)),
+        most_at_once: Arc::default(),
+        in_hand: Arc::default(),
+    };
+    let events: Vec<_> = (0..3 * width)
+        .map(|i| event(&subject, &format!("e{i}")))
+        .collect();
+    enqueue(&db.pool, &events).await;
+    outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
+        .await
+        .unwrap();
+
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(consumer::run(
+        db.pool.clone(),
+        jetstream.clone(),
+        spec,
+        handler.clone(),
+        shutdown.clone(),
+    ));
+    // One at a time, every message would wait at the barrier in vain.
+    eventually("all messages are applied, in groups of four", || async {
+        count(&db.pool, "SELECT count(*) FROM effects").await == (3 * width) as i64
+    })
+    .await;
+    assert_eq!(handler.most_at_once.load(Ordering::SeqCst), width);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM dead_letters").await,
+        0
+    );
+
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}

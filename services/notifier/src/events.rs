@@ -122,6 +122,11 @@ impl Subjects {
             ..ConsumerSpec::new(stream, durable, subjects)
         };
         vec![
+            // Confirmations are the bulk of the mail and each waits mostly on
+            // SMTP, so several go at once. Each holds a pooled connection
+            // for its whole send (the consumer's transaction) and briefly
+            // needs another for its delivery record: with the default pool
+            // of 8, 4 + 1 + 1 held leaves room for those.
             spec(
                 &self.bookings_stream,
                 BOOKINGS_CONSUMER,
@@ -129,7 +134,8 @@ impl Subjects {
                     self.booking_confirmed.clone(),
                     self.booking_rejected.clone(),
                 ],
-            ),
+            )
+            .concurrent(4),
             spec(
                 &self.payments_stream,
                 PAYMENTS_CONSUMER,

@@ -59,6 +59,9 @@ impl Subjects {
         }
     }
 
+    /// Booking events of different checkouts are independent (each locks
+    /// its own checkout row), so several are handled at once; the pool of 8
+    /// keeps room for webhooks.
     pub fn consumer_spec(&self) -> ConsumerSpec {
         ConsumerSpec::new(
             &self.bookings_stream,
@@ -68,6 +71,7 @@ impl Subjects {
                 self.booking_rejected.clone(),
             ],
         )
+        .concurrent(4)
     }
 }
 

@@ -90,7 +90,10 @@ impl Subjects {
         }
     }
 
-    /// The checkout events' consumer.
+    /// The checkout events' consumer. Events of different checkouts are
+    /// independent, and those touching one showtime queue on its row lock,
+    /// so several are handled at once: the paid-to-booked path is mostly
+    /// waiting on the database.
     pub fn consumer_spec(&self) -> ConsumerSpec {
         ConsumerSpec::new(
             &self.payments_stream,
@@ -100,6 +103,7 @@ impl Subjects {
                 self.checkout_expired.clone(),
             ],
         )
+        .concurrent(6)
     }
 
     /// The refund events' consumer.
