@@ -118,8 +118,9 @@ pub enum Outcome {
     Retrying,
 }
 
-/// Pulls and handles messages until `shutdown` fires. Unacknowledged
-/// messages return to the stream by themselves (ack wait) when it stops.
+/// Pulls and handles messages until `shutdown` fires, then finishes the
+/// ones in hand and gives back the ones pulled but not started. Anything
+/// left unacknowledged (a crash) returns by itself after the ack wait.
 pub async fn run<H: Handler>(
     pool: PgPool,
     jetstream: jetstream::Context,
@@ -129,54 +130,101 @@ pub async fn run<H: Handler>(
 ) -> anyhow::Result<()> {
     let consumer = durable_consumer(&jetstream, &spec).await?;
     tracing::info!(consumer = %spec.durable, stream = %spec.stream, "consuming events");
+    let limit = spec.concurrency.max(1);
+    // One pull request asks for this many: a few per handler, so a busy
+    // consumer rarely waits on a request round trip, and a stopping one has
+    // little in hand to give back.
+    let batch = (limit * 4).clamp(8, 200);
+    // Messages being handled; the next is taken from the batch only while
+    // fewer than `limit` are. They live across batches, and on shutdown
+    // they finish, so none is left half-handled until its ack wait.
+    let mut in_flight = FuturesUnordered::new();
     let mut backoff = Duration::from_millis(200);
-    while !shutdown.is_triggered() {
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
+    'pulling: while !shutdown.is_triggered() {
+        // Discrete pull requests rather than a continuous stream: when this
+        // process stops, no request of its own is left open for the server
+        // to fill with messages nobody will read.
+        let pulled = consumer
+            .batch()
+            .max_messages(batch)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        let failed = match pulled {
+            Ok(mut messages) => loop {
+                tokio::select! {
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    next = messages.next(), if in_flight.len() < limit => match next {
+                        Some(Ok(message)) => {
+                            // What is still waiting behind this message.
+                            if let Ok(info) = message.info() {
+                                metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
+                                    .set(info.pending as f64);
+                            }
+                            let (pool, spec, handler) = (&pool, &spec, &handler);
+                            in_flight.push(async move {
+                                handle_message(pool, spec, handler, &message).await;
+                            });
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; asking again");
+                            break true;
+                        }
+                        // The request is filled or expired: ask again.
+                        None => break false,
+                    },
+                    _ = shutdown.fired() => {
+                        while in_flight.next().await.is_some() {}
+                        hand_back(&spec, &mut messages).await;
+                        break 'pulling;
+                    }
+                }
+            },
             Err(error) => {
                 tracing::warn!(consumer = %spec.durable, %error, "cannot pull messages; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.fired() => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
+                true
             }
         };
-        backoff = Duration::from_millis(200);
-        // Messages being handled; a new one is pulled only while fewer than
-        // `concurrency` are. On shutdown or a broken pull the ones in hand
-        // still finish, so none is left half-handled until its ack wait.
-        let mut in_flight = FuturesUnordered::new();
-        let limit = spec.concurrency.max(1);
+        if !failed {
+            backoff = Duration::from_millis(200);
+            continue;
+        }
+        // Pause before asking again, still finishing what is in hand.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
         loop {
             tokio::select! {
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
-                next = messages.next(), if in_flight.len() < limit => match next {
-                    Some(Ok(message)) => {
-                        // What is still waiting behind this message.
-                        if let Ok(info) = message.info() {
-                            metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
-                                .set(info.pending as f64);
-                        }
-                        let (pool, spec, handler) = (&pool, &spec, &handler);
-                        in_flight.push(async move {
-                            handle_message(pool, spec, handler, &message).await;
-                        });
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(consumer = %spec.durable, %error, "pulling messages failed; reconnecting");
-                        break;
-                    }
-                    None => break,
-                },
-                _ = shutdown.fired() => break,
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                _ = &mut pause => break,
+                _ = shutdown.fired() => break 'pulling,
             }
         }
-        while in_flight.next().await.is_some() {}
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+    while in_flight.next().await.is_some() {}
     tracing::info!(consumer = %spec.durable, "consumer stopped");
     Ok(())
+}
+
+/// How long one pull request waits for messages before it is renewed.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// Gives back what a stopping consumer pulled but never started, so the
+/// next process (a rolling restart) gets it within a second rather than
+/// after the ack wait. The redelivery is delayed so that it cannot land in
+/// this process's open request. Bounded by the request's size; a message
+/// that arrives after a short silence waits for its ack wait.
+async fn hand_back(spec: &ConsumerSpec, messages: &mut pull::Batch) {
+    let mut handed_back = 0;
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(20), messages.next()).await
+    {
+        ack(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        handed_back += 1;
+    }
+    if handed_back > 0 {
+        tracing::info!(consumer = %spec.durable, handed_back, "unstarted messages handed back on shutdown");
+    }
 }
 
 /// Creates the durable pull consumer, or binds to the existing one.

@@ -95,6 +95,21 @@ pub struct ActivityEntry {
     pub amount: Option<Money>,
 }
 
+/// One confirmed booking, as the bookings export lists it.
+#[derive(Clone, Debug)]
+pub struct BookingLine {
+    pub booking_id: Uuid,
+    pub reference: String,
+    pub booked_at: DateTime<Utc>,
+    pub film_title: String,
+    pub cinema_name: String,
+    pub starts_at: DateTime<Utc>,
+    pub seats: i32,
+    pub amount: Money,
+    /// Refunded of it so far, in `amount`'s currency.
+    pub refunded_minor: i64,
+}
+
 /// Everything so far.
 #[derive(Clone, Debug, Default)]
 pub struct Totals {

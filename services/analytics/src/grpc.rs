@@ -6,12 +6,13 @@
 //! `UNAVAILABLE`, a malformed date `INVALID_ARGUMENT`. The service is
 //! read-only: only the event consumers write.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use proto::analytics::v1 as pb;
 use proto::analytics::v1::analytics_service_server::AnalyticsService as AnalyticsApi;
 use proto::time::{from_timestamp, to_timestamp};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::domain::{AnalyticsError, Money, ratio};
 use crate::store;
@@ -61,8 +62,55 @@ fn date(value: &str, field: &str) -> Result<Option<NaiveDate>, AnalyticsError> {
         })
 }
 
-/// Longest span one revenue-by-day request may cover.
+/// Longest span one revenue-by-day or bookings request may cover.
 const MAX_DAYS: i64 = 366;
+
+/// A request's `from_date..=until_date`: until today and from 30 days
+/// before by default, in order, at most [`MAX_DAYS`] long.
+fn day_range(from: &str, until: &str) -> Result<(NaiveDate, NaiveDate), AnalyticsError> {
+    let until = date(until, "until_date")?.unwrap_or_else(|| Utc::now().date_naive());
+    let from = date(from, "from_date")?.unwrap_or_else(|| until - chrono::Duration::days(30));
+    if from > until {
+        return Err(AnalyticsError::InvalidArgument(
+            "from_date is after until_date".into(),
+        ));
+    }
+    if (until - from).num_days() >= MAX_DAYS {
+        return Err(AnalyticsError::InvalidArgument(format!(
+            "ask for at most {MAX_DAYS} days at a time"
+        )));
+    }
+    Ok((from, until))
+}
+
+/// A bookings page token: where the previous page ended, as
+/// `<booked_at in microseconds>.<booking id>`.
+fn page_token(at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{}.{id}", at.timestamp_micros())
+}
+
+fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, AnalyticsError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        AnalyticsError::InvalidArgument(
+            "page_token is not one this service handed out; start again without it".into(),
+        )
+    };
+    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
+    let at = micros
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Some((at, id)))
+}
+
+fn start_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
 
 #[tonic::async_trait]
 impl AnalyticsApi for AnalyticsService {
@@ -90,21 +138,7 @@ impl AnalyticsApi for AnalyticsService {
         request: Request<pb::GetRevenueByDayRequest>,
     ) -> Result<Response<pb::GetRevenueByDayResponse>, Status> {
         let request = request.into_inner();
-        let until =
-            date(&request.until_date, "until_date")?.unwrap_or_else(|| Utc::now().date_naive());
-        let from = date(&request.from_date, "from_date")?
-            .unwrap_or_else(|| until - chrono::Duration::days(30));
-        if from > until {
-            return Err(
-                AnalyticsError::InvalidArgument("from_date is after until_date".into()).into(),
-            );
-        }
-        if (until - from).num_days() >= MAX_DAYS {
-            return Err(AnalyticsError::InvalidArgument(format!(
-                "ask for at most {MAX_DAYS} days at a time"
-            ))
-            .into());
-        }
+        let (from, until) = day_range(&request.from_date, &request.until_date)?;
         let days = store::revenue_by_day(&self.pool, from, until)
             .await
             .map_err(AnalyticsError::from)?;
@@ -200,6 +234,47 @@ impl AnalyticsApi for AnalyticsService {
                     }),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_bookings(
+        &self,
+        request: Request<pb::ListBookingsRequest>,
+    ) -> Result<Response<pb::ListBookingsResponse>, Status> {
+        let request = request.into_inner();
+        let (from, until) = day_range(&request.from_date, &request.until_date)?;
+        let after = parse_page_token(&request.page_token)?;
+        let size = limit(request.page_size, 500, 1000);
+        let end = start_of(until) + chrono::Duration::days(1);
+        // One more than the page, to know whether another page follows.
+        let mut lines = store::bookings_between(&self.pool, start_of(from), end, after, size + 1)
+            .await
+            .map_err(AnalyticsError::from)?;
+        let more = lines.len() as i64 > size;
+        lines.truncate(size as usize);
+        let next_page_token = match lines.last() {
+            Some(last) if more => page_token(last.booked_at, last.booking_id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListBookingsResponse {
+            bookings: lines
+                .into_iter()
+                .map(|line| pb::BookingLine {
+                    booking_id: line.booking_id.to_string(),
+                    reference: line.reference,
+                    booked_at: Some(to_timestamp(line.booked_at)),
+                    film_title: line.film_title,
+                    cinema_name: line.cinema_name,
+                    starts_at: Some(to_timestamp(line.starts_at)),
+                    seats: u32::try_from(line.seats).unwrap_or(0),
+                    amount: Some(pb::Money {
+                        currency: line.amount.currency,
+                        amount_minor: line.amount.amount_minor,
+                    }),
+                    refunded_minor: line.refunded_minor,
+                })
+                .collect(),
+            next_page_token,
         }))
     }
 }

@@ -15,7 +15,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{
-    ActivityEntry, BookingFact, DayFigures, FilmFigures, Money, Occupancy, RefundFact,
+    ActivityEntry, BookingFact, BookingLine, DayFigures, FilmFigures, Money, Occupancy, RefundFact,
     ShowtimeFigures, Totals,
 };
 
@@ -354,6 +354,81 @@ pub async fn activity(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<ActivityEnt
                     currency,
                     amount_minor,
                 }),
+            },
+        )
+        .collect())
+}
+
+/// A `bookings` row joined with its showtime and refunds.
+type BookingRow = (
+    Uuid,
+    String,
+    DateTime<Utc>,
+    String,
+    String,
+    DateTime<Utc>,
+    i32,
+    i64,
+    String,
+    i64,
+);
+
+/// Bookings made in `[from, until)`, oldest first (ties by id), after the
+/// booking `after` (booked at, id) when given: keyset paging, so a page
+/// costs the same however deep into the range it is.
+pub async fn bookings_between(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<BookingLine>> {
+    let rows: Vec<BookingRow> = sqlx::query_as(
+        "SELECT b.booking_id, b.reference, b.booked_at, b.film_title, s.cinema_name, s.starts_at, \
+                b.seats, b.amount_minor, b.currency, \
+                coalesce((SELECT sum(r.amount_minor) FROM refunds r \
+                          WHERE r.checkout_id = b.checkout_id), 0)::bigint \
+         FROM bookings b JOIN showtimes s ON s.showtime_id = b.showtime_id \
+         WHERE b.booked_at >= $1 AND b.booked_at < $2 \
+           AND ($3::timestamptz IS NULL OR (b.booked_at, b.booking_id) > ($3, $4)) \
+         ORDER BY b.booked_at, b.booking_id LIMIT $5",
+    )
+    .bind(from)
+    .bind(until)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                booking_id,
+                reference,
+                booked_at,
+                film_title,
+                cinema_name,
+                starts_at,
+                seats,
+                amount_minor,
+                currency,
+                refunded_minor,
+            )| {
+                BookingLine {
+                    booking_id,
+                    reference,
+                    booked_at,
+                    film_title,
+                    cinema_name,
+                    starts_at,
+                    seats,
+                    amount: Money {
+                        currency,
+                        amount_minor,
+                    },
+                    refunded_minor,
+                }
             },
         )
         .collect())

@@ -107,6 +107,29 @@ pub struct ActivityEntry {
     pub amount: Option<Money>,
 }
 
+/// One confirmed booking of the bookings export.
+#[derive(Clone, Debug)]
+pub struct BookingLine {
+    pub reference: String,
+    pub booked_at: Option<DateTime<Utc>>,
+    pub film_title: String,
+    pub cinema_name: String,
+    /// UTC: analytics does not know the cinema's time zone.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub seats: u32,
+    pub amount: Option<Money>,
+    /// Refunded of it so far, in the amount's currency.
+    pub refunded_minor: i64,
+}
+
+/// A page of the bookings export, and the token of the next (`None` on the
+/// last page).
+#[derive(Clone, Debug)]
+pub struct BookingsPage {
+    pub bookings: Vec<BookingLine>,
+    pub next: Option<String>,
+}
+
 /// What the staff dashboard shows, for a range of UTC days.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Stats {
@@ -272,6 +295,56 @@ impl AnalyticsClient {
             .collect())
     }
 }
+
+impl AnalyticsClient {
+    /// The confirmed bookings made on `from..=to` (UTC days), oldest first,
+    /// one page: start with `token` `None`, then pass each page's `next`.
+    pub async fn bookings_page(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        token: Option<String>,
+    ) -> Result<BookingsPage, Error> {
+        let page = self
+            .client
+            .clone()
+            .list_bookings(pb::ListBookingsRequest {
+                from_date: from.format("%Y-%m-%d").to_string(),
+                until_date: to.format("%Y-%m-%d").to_string(),
+                page_size: BOOKINGS_PAGE_SIZE,
+                page_token: token.unwrap_or_default(),
+            })
+            .await
+            .map_err(unavailable_or)?
+            .into_inner();
+        Ok(BookingsPage {
+            bookings: page
+                .bookings
+                .into_iter()
+                .map(|line| BookingLine {
+                    reference: line.reference,
+                    booked_at: line
+                        .booked_at
+                        .as_ref()
+                        .and_then(proto::time::from_timestamp),
+                    film_title: line.film_title,
+                    cinema_name: line.cinema_name,
+                    starts_at: line
+                        .starts_at
+                        .as_ref()
+                        .and_then(proto::time::from_timestamp),
+                    seats: line.seats,
+                    amount: line.amount.map(|m| Money::new(m.amount_minor, m.currency)),
+                    refunded_minor: line.refunded_minor,
+                })
+                .collect(),
+            next: Some(page.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+/// Bookings per export page: the most analytics hands out at once.
+const BOOKINGS_PAGE_SIZE: u32 = 1000;
 
 /// Analytics' failures in the caller's terms: when it is down, the figures
 /// are what is unavailable, and the message says so.

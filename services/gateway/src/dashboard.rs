@@ -16,29 +16,31 @@
 //! not know the cinemas' time zones, so dates and times here are UTC and the
 //! page says so.
 //!
-//! The export is built from analytics' activity log, the only per-booking
-//! list it offers: booking entries of the range among the newest
-//! [`ACTIVITY_LIMIT_MAX`], with the reference, time, amount and analytics'
-//! summary line (seats, film, cinema, seat labels). When the log may hold
-//! older bookings of the range than it handed out, the answer says so in
-//! [`EXPORT_TRUNCATED_HEADER`].
+//! The export pages through analytics' bookings of the range (oldest
+//! first) and streams them as CSV, so a year of a busy cinema is never one
+//! string in memory. Its first page is fetched before the answer starts: an
+//! analytics outage is a 503 rather than a file with only its header; one
+//! later in the stream cuts the download short (the client sees a broken
+//! transfer, never a shorter file that looks complete).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use futures::{StreamExt as _, stream};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::analytics_client::{ACTIVITY_LIMIT_MAX, ActivityEntry, Stats, StatsLimits};
+use crate::analytics_client::{BookingLine, Stats, StatsLimits};
 use crate::chart::{self, Chart, Point};
 use crate::csv::CsvWriter;
 use crate::error::{Error, PageError};
@@ -61,9 +63,6 @@ pub const PAGES: &[&str] = &["/admin/dashboard", "/admin/bookings.csv"];
 pub const DEFAULT_DAYS: u64 = 14;
 /// The longest range one request may ask for, in days.
 pub const MAX_DAYS: u64 = 366;
-/// Set to `true` on an export that may miss older bookings of its range
-/// (the activity log handed out its newest entries only).
-pub const EXPORT_TRUNCATED_HEADER: &str = "x-bookmyseat-export-truncated";
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, both optional, both UTC days.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -214,7 +213,6 @@ pub struct DashboardPage {
     pub from: String,
     pub to: String,
     pub max_days: u64,
-    pub export_limit: u32,
     pub notice: Option<Notice>,
     /// `None` when analytics could not be asked.
     pub figures: Option<Figures>,
@@ -251,7 +249,6 @@ async fn dashboard(
         from: range.from.to_string(),
         to: range.to.to_string(),
         max_days: MAX_DAYS,
-        export_limit: ACTIVITY_LIMIT_MAX,
         notice,
         figures,
     };
@@ -268,67 +265,77 @@ async fn bookings_csv(
     query: Result<Query<RangeQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let range = range_of(query)?;
-    let entries = state.analytics.activity(ACTIVITY_LIMIT_MAX).await?;
-    let export = bookings_export(&entries, range, ACTIVITY_LIMIT_MAX as usize);
-    if export.truncated {
-        tracing::warn!(from = %range.from, to = %range.to, "bookings export may miss older bookings of its range");
-    }
+    let first = state
+        .analytics
+        .bookings_page(range.from, range.to, None)
+        .await?;
+    let mut head = CsvWriter::new();
+    head.row(EXPORT_COLUMNS);
+    write_bookings(&mut head, &first.bookings);
+    let head = Bytes::from(head.finish());
+    let analytics = state.analytics.clone();
+    let rest = stream::unfold(first.next, move |token| {
+        let analytics = analytics.clone();
+        async move {
+            let page = analytics
+                .bookings_page(range.from, range.to, Some(token?))
+                .await;
+            Some(match page {
+                Ok(page) => {
+                    let mut csv = CsvWriter::new();
+                    write_bookings(&mut csv, &page.bookings);
+                    (Ok(Bytes::from(csv.finish())), page.next)
+                }
+                Err(error) => {
+                    tracing::error!(%error, from = %range.from, to = %range.to,
+                        "bookings export cut short: analytics failed mid-stream");
+                    (
+                        Err(std::io::Error::other("analytics failed mid-export")),
+                        None,
+                    )
+                }
+            })
+        }
+    });
+    let body = Body::from_stream(stream::once(async { Ok(head) }).chain(rest));
     let disposition = format!(
         "attachment; filename=\"bookings-{}-{}.csv\"",
         range.from, range.to
     );
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        export.csv,
-    )
-        .into_response();
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&disposition).map_err(|_| PageError(Error::internal()))?,
     );
-    headers.insert(
-        EXPORT_TRUNCATED_HEADER,
-        HeaderValue::from_static(if export.truncated { "true" } else { "false" }),
-    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
-/// The export's columns, in order.
+/// The export's columns, in order. Times are UTC (analytics does not know
+/// the cinemas' time zones); `amount` is in major units for reading,
+/// `amount_minor` and `refunded_minor` exact for sums.
 pub const EXPORT_COLUMNS: &[&str] = &[
     "booked_at_utc",
     "reference",
-    "description",
+    "film",
+    "cinema",
+    "starts_at_utc",
+    "seats",
     "amount",
     "amount_minor",
     "currency",
+    "refunded_minor",
 ];
 
-/// A CSV of bookings, and whether it may be incomplete.
-#[derive(Debug)]
-pub struct BookingsExport {
-    pub csv: String,
-    pub truncated: bool,
-}
-
-/// The confirmed bookings among `entries` (newest first, as analytics
-/// lists them) made on the range's days, oldest first. `limit` is how many
-/// entries were asked for: a full answer whose oldest entry is still inside
-/// the range may have left older bookings of the range out.
-pub fn bookings_export(
-    entries: &[ActivityEntry],
-    range: ReportRange,
-    limit: usize,
-) -> BookingsExport {
-    let mut csv = CsvWriter::new();
-    csv.row(EXPORT_COLUMNS);
-    for entry in entries.iter().rev() {
-        let Some(at) = entry.at else { continue };
-        if entry.kind != "booking.confirmed" || !range.contains(at) {
-            continue;
-        }
-        let (amount, amount_minor, currency) = match &entry.amount {
+/// One CSV row per booking, in [`EXPORT_COLUMNS`] order.
+pub fn write_bookings(csv: &mut CsvWriter, bookings: &[BookingLine]) {
+    let time = |at: Option<DateTime<Utc>>| {
+        at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    for booking in bookings {
+        let (amount, amount_minor, currency) = match &booking.amount {
             Some(m) => (
                 money::major_units(m.amount_minor, &m.currency),
                 m.amount_minor.to_string(),
@@ -337,22 +344,17 @@ pub fn bookings_export(
             None => Default::default(),
         };
         csv.row([
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            entry.reference.clone(),
-            entry.summary.clone(),
+            time(booking.booked_at),
+            booking.reference.clone(),
+            booking.film_title.clone(),
+            booking.cinema_name.clone(),
+            time(booking.starts_at),
+            booking.seats.to_string(),
             amount,
             amount_minor,
             currency,
+            booking.refunded_minor.to_string(),
         ]);
-    }
-    let oldest_in_range = entries
-        .iter()
-        .filter_map(|e| e.at)
-        .min()
-        .is_some_and(|oldest| oldest.date_naive() >= range.from);
-    BookingsExport {
-        csv: csv.finish(),
-        truncated: entries.len() >= limit && oldest_in_range,
     }
 }
 
@@ -583,59 +585,31 @@ mod tests {
         assert!(ReportRange::parse(&query(Some("2026-11-22"), Some("2026-11-22")), today).is_ok());
     }
 
-    fn entry(kind: &str, at: DateTime<Utc>, reference: &str) -> ActivityEntry {
-        ActivityEntry {
-            at: Some(at),
-            kind: kind.to_owned(),
-            summary: "2 seats for Dune, Part Two at Roxy (E5, E6)".to_owned(),
-            reference: reference.to_owned(),
-            amount: Some(Money::new(50_050, "INR")),
-        }
-    }
-
     #[test]
-    fn the_export_lists_the_ranges_bookings_oldest_first_and_quoted() {
+    fn export_rows_are_quoted_and_guarded_and_amounts_exact() {
         let at = |d: u32| Utc.with_ymd_and_hms(2026, 11, d, 10, 0, 0).unwrap();
-        let entries = vec![
-            entry("booking.confirmed", at(23), "BMS-LATE"),
-            entry("refund.succeeded", at(22), "BMS-AAAA"),
-            entry("booking.confirmed", at(22), "BMS-BBBB"),
-            entry("booking.confirmed", at(21), "BMS-AAAA"),
-            entry("booking.confirmed", at(19), "BMS-EARLY"),
-        ];
-        let range = ReportRange {
-            from: date(2026, 11, 20),
-            to: date(2026, 11, 22),
+        let line = |reference: &str, film: &str, refunded_minor: i64| BookingLine {
+            reference: reference.to_owned(),
+            booked_at: Some(at(21)),
+            film_title: film.to_owned(),
+            cinema_name: "Roxy".to_owned(),
+            starts_at: Some(at(28)),
+            seats: 2,
+            amount: Some(Money::new(50_050, "INR")),
+            refunded_minor,
         };
-        let export = bookings_export(&entries, range, 200);
+        let mut csv = CsvWriter::new();
+        write_bookings(
+            &mut csv,
+            &[
+                line("BMS-AAAA", "Dune, Part Two", 0),
+                line("BMS-BBBB", "=HYPERLINK(\"x\")", 50_050),
+            ],
+        );
         assert_eq!(
-            export.csv,
-            "booked_at_utc,reference,description,amount,amount_minor,currency\r\n\
-             2026-11-21T10:00:00Z,BMS-AAAA,\"2 seats for Dune, Part Two at Roxy (E5, E6)\",500.50,50050,INR\r\n\
-             2026-11-22T10:00:00Z,BMS-BBBB,\"2 seats for Dune, Part Two at Roxy (E5, E6)\",500.50,50050,INR\r\n"
-        );
-        assert!(
-            !export.truncated,
-            "fewer entries than asked for: the log is complete"
-        );
-    }
-
-    #[test]
-    fn a_full_log_that_ends_inside_the_range_is_flagged_incomplete() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-        let entries = vec![entry("booking.confirmed", at, "BMS-1"); 3];
-        let range = ReportRange {
-            from: date(2026, 11, 20),
-            to: date(2026, 11, 22),
-        };
-        assert!(bookings_export(&entries, range, 3).truncated);
-        let later = ReportRange {
-            from: date(2026, 11, 22),
-            to: date(2026, 11, 22),
-        };
-        assert!(
-            !bookings_export(&entries, later, 3).truncated,
-            "the log reaches back before the range"
+            csv.finish(),
+            "2026-11-21T10:00:00Z,BMS-AAAA,\"Dune, Part Two\",Roxy,2026-11-28T10:00:00Z,2,500.50,50050,INR,0\r\n\
+             2026-11-21T10:00:00Z,BMS-BBBB,\"'=HYPERLINK(\"\"x\"\")\",Roxy,2026-11-28T10:00:00Z,2,500.50,50050,INR,50050\r\n"
         );
     }
 }

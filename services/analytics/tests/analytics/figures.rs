@@ -282,3 +282,104 @@ async fn activity_lists_every_event_newest_first_without_email_addresses() {
         .entries;
     assert_eq!(two.len(), 2);
 }
+
+#[tokio::test]
+async fn bookings_of_a_range_come_oldest_first_a_page_at_a_time_with_their_refunds() {
+    let mut analytics = harness::start().await;
+    publish_programme(&analytics).await;
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = analytics
+            .client
+            .list_bookings(pb::ListBookingsRequest {
+                from_date: "2026-11-01".into(),
+                until_date: "2026-11-30".into(),
+                page_size: 2,
+                page_token: token.clone(),
+            })
+            .await
+            .expect("a page of bookings")
+            .into_inner();
+        pages.push(page.bookings);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages.len() < 5, "the pages end");
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    let lines: Vec<_> = pages.into_iter().flatten().collect();
+    let summary: Vec<(String, u32, i64, i64)> = lines
+        .iter()
+        .map(|b| {
+            let amount = b.amount.as_ref().expect("an amount");
+            (
+                b.film_title.clone(),
+                b.seats,
+                amount.amount_minor,
+                b.refunded_minor,
+            )
+        })
+        .collect();
+    // Booked on the 20th, then two on the 21st (same instant: by id).
+    assert_eq!(summary[0], ("Metropolis".into(), 2, 50_000, 0));
+    let mut same_day = summary[1..].to_vec();
+    same_day.sort();
+    assert_eq!(
+        same_day,
+        [
+            ("Metropolis".into(), 3, 75_000, 75_000),
+            ("Nosferatu".into(), 1, 30_000, 0),
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|b| b.cinema_name == "Roxy" && b.starts_at.is_some())
+    );
+    let ids: std::collections::HashSet<_> = lines.iter().map(|b| &b.booking_id).collect();
+    assert_eq!(ids.len(), 3, "no booking on two pages");
+
+    // A day selects its own bookings; the rejected checkout is never one.
+    let one_day = analytics
+        .client
+        .list_bookings(pb::ListBookingsRequest {
+            from_date: "2026-11-21".into(),
+            until_date: "2026-11-21".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("one day")
+        .into_inner();
+    assert_eq!(one_day.bookings.len(), 2);
+    assert!(one_day.next_page_token.is_empty());
+    let none = analytics
+        .client
+        .list_bookings(pb::ListBookingsRequest {
+            from_date: "2026-11-22".into(),
+            until_date: "2026-11-22".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a day without bookings")
+        .into_inner();
+    assert!(none.bookings.is_empty());
+
+    for token in [
+        "nonsense",
+        "12.not-a-uuid",
+        "x.00000000-0000-0000-0000-000000000000",
+    ] {
+        let status = analytics
+            .client
+            .list_bookings(pb::ListBookingsRequest {
+                page_token: token.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("a forged token");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{token}");
+        assert!(status.message().contains("page_token"), "{status:?}");
+    }
+}

@@ -261,3 +261,52 @@ async fn a_recipient_the_server_refuses_for_good_is_dead_lettered_without_retryi
     assert_eq!(notifier.sent_delivery(fine).await.status, "sent");
     assert_eq!(sink.count(), 1);
 }
+
+#[tokio::test]
+async fn a_notifier_restarted_mid_stream_loses_nothing_and_doubles_nothing() {
+    let sink = SmtpSink::start().await;
+    // An ack wait (from the retry schedule) longer than any wait below: an
+    // email that only came back through it would fail the test.
+    let settings = notifier::Settings {
+        notifier_smtp_timeout_ms: 10_000,
+        ..quick_settings(5)
+    };
+    assert!(settings.retry().ack_wait() > std::time::Duration::from_secs(30));
+    let mut notifier = harness::start(Some(sink.url()), settings).await;
+    let batch = 100;
+    for i in 0..batch {
+        notifier
+            .publish_confirmed(&booking_confirmed(&format!("RST{i:03}")))
+            .await;
+    }
+    eventually("the first emails arriving", || async { sink.count() >= 5 }).await;
+    notifier.restart().await;
+    let at_restart = sink.count();
+    assert!(
+        at_restart < batch,
+        "the restart came mid-stream ({at_restart} of {batch} sent)"
+    );
+    // More arrive while the new process takes over.
+    for i in batch..2 * batch {
+        notifier
+            .publish_confirmed(&booking_confirmed(&format!("RST{i:03}")))
+            .await;
+    }
+    wait_for_mail(&sink, 2 * batch).await;
+    notifier
+        .wait_until_consumed("bookings", BOOKINGS_CONSUMER)
+        .await;
+    let mut subjects: Vec<String> = received(&sink).iter().map(|m| m.subject()).collect();
+    assert_eq!(subjects.len(), 2 * batch, "no email sent twice");
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 2 * batch, "every booking has its own email");
+    for i in 0..2 * batch {
+        let reference = format!("RST{i:03}");
+        assert!(
+            subjects.iter().any(|s| s.contains(&reference)),
+            "{reference} was emailed"
+        );
+    }
+    assert!(notifier.dead_letters(BOOKINGS_CONSUMER).await.is_empty());
+}

@@ -23,7 +23,10 @@ pub struct Notifier {
     pub jetstream: jetstream::Context,
     pub prefix: String,
     pub outbox: PathBuf,
+    smtp_url: Option<String>,
+    settings: Settings,
     shutdown: Shutdown,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _streams: TestStreams,
 }
 
@@ -57,37 +60,19 @@ pub async fn start(smtp_url: Option<String>, mut settings: Settings) -> Notifier
     let jetstream = create_streams(&prefix).await;
     settings.notifier_events_prefix = prefix.clone();
     let outbox = std::env::temp_dir().join(format!("bookmyseat-outbox-{}", Uuid::new_v4()));
-    let mailer = notifier::mailer::Mailer::new(
-        smtp_url.as_deref(),
-        outbox.clone(),
-        Duration::from_millis(settings.notifier_smtp_timeout_ms),
-    )
-    .expect("a usable mail transport");
-    let from = notifier::parse_from("BookMySeat <tickets@bookmyseat.test>").expect("a valid From");
-    // The service gets a pool of its own, as it would in production.
-    let pool = platform::db::connect(&db.url, "NOTIFIER_DATABASE_URL", &Default::default())
-        .await
-        .expect("connecting the notifier to its test database");
-    let nats = platform::nats::connect(&test_support::nats_url())
-        .await
-        .expect("tests need NATS with JetStream (make test starts one)");
-    let shutdown = Shutdown::new();
-    tokio::spawn(notifier::serve(
-        pool,
-        nats,
-        mailer,
-        from,
-        settings,
-        shutdown.clone(),
-    ));
-    Notifier {
+    let mut notifier = Notifier {
         db,
         jetstream,
         prefix,
         outbox,
-        shutdown,
+        smtp_url,
+        settings,
+        shutdown: Shutdown::new(),
+        running: None,
         _streams: streams,
-    }
+    };
+    notifier.launch().await;
+    notifier
 }
 
 /// Streams of the test's own with the smallest duplicate window JetStream
@@ -114,6 +99,49 @@ async fn create_streams(prefix: &str) -> jetstream::Context {
 }
 
 impl Notifier {
+    /// Starts the service over this notifier's database, streams and mail
+    /// transport, as a fresh process would.
+    async fn launch(&mut self) {
+        let mailer = notifier::mailer::Mailer::new(
+            self.smtp_url.as_deref(),
+            self.outbox.clone(),
+            Duration::from_millis(self.settings.notifier_smtp_timeout_ms),
+        )
+        .expect("a usable mail transport");
+        let from =
+            notifier::parse_from("BookMySeat <tickets@bookmyseat.test>").expect("a valid From");
+        // The service gets a pool of its own, as it would in production.
+        let pool =
+            platform::db::connect(&self.db.url, "NOTIFIER_DATABASE_URL", &Default::default())
+                .await
+                .expect("connecting the notifier to its test database");
+        let nats = platform::nats::connect(&test_support::nats_url())
+            .await
+            .expect("tests need NATS with JetStream (make test starts one)");
+        self.shutdown = Shutdown::new();
+        self.running = Some(tokio::spawn(notifier::serve(
+            pool,
+            nats,
+            mailer,
+            from,
+            self.settings.clone(),
+            self.shutdown.clone(),
+        )));
+    }
+
+    /// Stops the service as SIGTERM would (it finishes what it holds) and
+    /// starts it again.
+    pub async fn restart(&mut self) {
+        self.shutdown.trigger();
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("the notifier task")
+                .expect("the notifier stops cleanly");
+        }
+        self.launch().await;
+    }
+
     /// Publishes an event the way the outbox relay does: `Nats-Msg-Id` and
     /// the event-type header.
     pub async fn publish(&self, subject: &str, event_id: Uuid, event_type: &str, payload: Vec<u8>) {
