@@ -50,7 +50,7 @@ APP_URL := $(or $(PUBLIC_BASE_URL),http://127.0.0.1:8080)
 
 say = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help up test lint fmt bench bench-holds bench-webhooks down stack status build image compose-check k8s-check manifest-checks require-cargo
+.PHONY: help up test lint fmt bench bench-holds bench-webhooks bench-events down stack status build image compose-check k8s-check manifest-checks require-cargo
 
 help: ## Show this list
 	@echo "BookMySeat — make targets:"
@@ -131,6 +131,9 @@ bench-holds: ## Run the seat-hold benchmark (scripts/bench-holds.sh)
 
 bench-webhooks: ## Run the payments webhook benchmark (scripts/bench-webhooks.sh)
 	@exec bash scripts/bench-webhooks.sh
+
+bench-events: ## Run the notifier and analytics consumer benchmark (scripts/bench-events.sh)
+	@exec bash scripts/bench-events.sh
 
 compose-check: ## Validate docker-compose.yml (Compose spec schema) and lint the Dockerfile, without Docker
 	@scripts/validate-compose.sh

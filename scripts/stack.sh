@@ -448,6 +448,8 @@ ensure_browser() {
 # SMTP server. Tests run it as: .stack/venv/bin/python -m aiosmtpd -n -l 127.0.0.1:PORT
 ensure_smtp_sink() {
     local venv="$STACK_DIR/venv" py="$STACK_DIR/venv/bin/python"
+    # The relay tests make their certificates with the openssl command.
+    have openssl || apt_install openssl
     if [ -x "$py" ] && "$py" -c 'import aiosmtpd' 2>/dev/null; then
         log "SMTP sink: aiosmtpd ready ($py)"
         return 0

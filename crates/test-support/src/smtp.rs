@@ -49,12 +49,138 @@ pub struct SmtpSink {
     port: u16,
     maildir: PathBuf,
     child: Option<Child>,
+    relay: Option<Relay>,
+}
+
+/// What a sink started by [`SmtpSink::start_tls`] demands: STARTTLS with
+/// this certificate, then these credentials.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pub certificates: Certificates,
+    pub user: String,
+    pub password: String,
+}
+
+/// A private CA and a server certificate it signed for `localhost`, as PEM
+/// files in a folder of their own (removed on drop). Made with the
+/// `openssl` command (`scripts/stack.sh ensure --smtp` installs it).
+#[derive(Clone, Debug)]
+pub struct Certificates {
+    dir: PathBuf,
+    /// The CA a client must trust (the notifier's `SMTP_CA_FILE`).
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl Certificates {
+    pub fn generate() -> Certificates {
+        let dir = std::env::temp_dir().join(format!("bookmyseat-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a folder for the test certificates");
+        let path = |name: &str| dir.join(name);
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("writing the certificate extensions");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "tests need the openssl command to make certificates ({e}); \
+                         run `scripts/stack.sh ensure --smtp`"
+                    )
+                });
+            assert!(
+                output.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=BookMySeat Test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Certificates {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            dir,
+        }
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl SmtpSink {
     /// Starts the server on a free port and waits until it accepts
     /// connections (bounded: 30 s).
     pub async fn start() -> SmtpSink {
+        Self::launch(None).await
+    }
+
+    /// A sink that behaves as a production relay: STARTTLS with `relay`'s
+    /// certificate before anything else, then AUTH with its credentials
+    /// (`smtp_tls_sink.py`). Each stored message carries `X-Sink-TLS` and
+    /// `X-Sink-Login` headers saying how it came.
+    pub async fn start_tls(relay: Relay) -> SmtpSink {
+        Self::launch(Some(relay)).await
+    }
+
+    async fn launch(relay: Option<Relay>) -> SmtpSink {
         let python = python();
         assert!(
             python.exists(),
@@ -74,15 +200,23 @@ impl SmtpSink {
             port,
             maildir,
             child: None,
+            relay,
         };
         sink.restart().await;
         sink
     }
 
-    /// `smtp://127.0.0.1:PORT`: what `SMTP_URL` should be (plain SMTP, no
-    /// credentials).
+    /// What `SMTP_URL` should be: `smtp://127.0.0.1:PORT` (plain SMTP, no
+    /// credentials), or for a relay `smtp://USER:PASSWORD@localhost:PORT?tls=required`
+    /// (STARTTLS, the name its certificate is for).
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        match &self.relay {
+            None => format!("smtp://127.0.0.1:{}", self.port),
+            Some(relay) => format!(
+                "smtp://{}:{}@localhost:{}?tls=required",
+                relay.user, relay.password, self.port
+            ),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -109,10 +243,22 @@ impl SmtpSink {
         // The port was just released by a killed server (or by `free_port`);
         // the kernel may need a moment before it can be bound again.
         for _ in 0..50 {
-            let mut child = Command::new(&python)
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{}", self.port))
-                .args(["-c", "smtp_sink.Sink"])
+            let mut command = Command::new(&python);
+            match &self.relay {
+                None => command
+                    .args(["-m", "aiosmtpd", "-n", "-l"])
+                    .arg(format!("127.0.0.1:{}", self.port))
+                    .args(["-c", "smtp_sink.Sink"]),
+                Some(relay) => command
+                    .arg(crate_dir().join("smtp_tls_sink.py"))
+                    .args(["--port", &self.port.to_string()])
+                    .arg("--cert")
+                    .arg(&relay.certificates.server_cert)
+                    .arg("--key")
+                    .arg(&relay.certificates.server_key)
+                    .args(["--user", &relay.user, "--password", &relay.password]),
+            };
+            let mut child = command
                 .env("PYTHONPATH", crate_dir())
                 .arg(&self.maildir)
                 .stdin(Stdio::null())

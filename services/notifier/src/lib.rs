@@ -49,6 +49,10 @@ pub struct Config {
     /// `.eml` files to NOTIFIER_OUTBOX_DIR instead.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// PEM file of the CA that signed the SMTP server's certificate, for a
+    /// relay with a private CA. Unset: the public web roots are trusted.
+    #[arg(long, env = "SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// The From of every email.
     #[arg(
         long,
@@ -72,6 +76,7 @@ impl std::fmt::Debug for Config {
                 &platform::db::redact(&self.notifier_database_url),
             )
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .field("mail_from", &self.mail_from)
             .field("notifier_outbox_dir", &self.notifier_outbox_dir)
             .field("settings", &self.settings)
@@ -189,6 +194,7 @@ impl Config {
     pub fn mailer(&self) -> anyhow::Result<Mailer> {
         Mailer::new(
             self.smtp_url.as_deref(),
+            self.smtp_ca_file.as_deref(),
             self.notifier_outbox_dir.clone(),
             Duration::from_millis(self.settings.notifier_smtp_timeout_ms),
         )

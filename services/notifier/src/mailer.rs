@@ -5,6 +5,8 @@
 //! `smtps://…:465` for TLS from the first byte, plain `smtp://host:port` for
 //! a local sink such as Mailpit). Each send opens a connection (no pool: the
 //! notifier sends a few emails a second at most) and is bounded by a timeout.
+//! A relay whose certificate comes from a private CA is trusted through
+//! `SMTP_CA_FILE` (PEM) instead of the public web roots.
 //!
 //! Without `SMTP_URL` each email is written to the outbox folder as
 //! `<event id>.eml` (written to a temporary name, then renamed, so a reader
@@ -15,10 +17,11 @@
 //! answers are permanent (retrying the same message cannot help), everything
 //! else (refused connection, timeout, 4xx, TLS trouble) is worth retrying.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 
 /// Why an email was not accepted.
@@ -50,21 +53,27 @@ impl Mailer {
     /// is never echoed back: it may carry a password.
     pub fn new(
         smtp_url: Option<&str>,
+        smtp_ca_file: Option<&Path>,
         outbox_dir: PathBuf,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         match smtp_url.map(str::trim).filter(|url| !url.is_empty()) {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| {
                         anyhow::anyhow!(
                             "SMTP_URL is not a usable SMTP URL ({e}); expected e.g. \
                              smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465"
                         )
                     })?
-                    .timeout(Some(timeout))
-                    .build();
-                Ok(Mailer::Smtp { transport, timeout })
+                    .timeout(Some(timeout));
+                if let Some(ca_file) = smtp_ca_file {
+                    builder = builder.tls(private_ca_tls(url, ca_file)?);
+                }
+                Ok(Mailer::Smtp {
+                    transport: builder.build(),
+                    timeout,
+                })
             }
             None => {
                 std::fs::create_dir_all(&outbox_dir).with_context(|| {
@@ -126,6 +135,43 @@ impl Mailer {
             }
         }
     }
+}
+
+/// The TLS mode `url` asks for, trusting only the CA in `ca_file` for the
+/// URL's host.
+fn private_ca_tls(url: &str, ca_file: &Path) -> anyhow::Result<Tls> {
+    let pem = std::fs::read(ca_file)
+        .with_context(|| format!("cannot read SMTP_CA_FILE {}", ca_file.display()))?;
+    let ca = Certificate::from_pem(&pem).map_err(|e| {
+        anyhow::anyhow!(
+            "SMTP_CA_FILE {} is not a PEM certificate ({e})",
+            ca_file.display()
+        )
+    })?;
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, query) = match rest.split_once('?') {
+        Some((before, query)) => (before.split('/').next().unwrap_or(before), query),
+        None => (rest.split('/').next().unwrap_or(rest), ""),
+    };
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => host_port,
+    };
+    let parameters = TlsParameters::builder(host.trim_matches(['[', ']']).to_owned())
+        .add_root_certificate(ca)
+        .build_rustls()
+        .map_err(|e| anyhow::anyhow!("cannot set up TLS for the SMTP server {host} ({e})"))?;
+    let asks = |mode: &str| query.split('&').any(|pair| pair == format!("tls={mode}"));
+    Ok(match scheme {
+        "smtps" => Tls::Wrapper(parameters),
+        _ if asks("required") => Tls::Required(parameters),
+        _ if asks("opportunistic") => Tls::Opportunistic(parameters),
+        _ => anyhow::bail!(
+            "SMTP_CA_FILE is set but SMTP_URL asks for no TLS: use smtps://…:465 or add \
+             ?tls=required"
+        ),
+    })
 }
 
 /// Where an accepted email went.

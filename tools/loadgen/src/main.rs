@@ -13,7 +13,9 @@
 //! same call made straight to catalog over gRPC. `holds` (issue #3) measures
 //! seat holds through the gateway, over gRPC to seating and as seating's raw
 //! SQL, uncontended and contended. `webhooks` (issue #5) sends signed Stripe
-//! webhooks to payments and times each to its `bookings.confirmed`. The
+//! webhooks to payments and times each to its `bookings.confirmed`.
+//! `events` (issue #6) publishes `bookings.confirmed` events and times the
+//! notifier's and analytics' consumers through them. The
 //! booking scenarios of
 //! issue #8 (a rush on one showtime, steady booking) will be further
 //! subcommands sharing the runner, the HTTP connection and the report.
@@ -25,6 +27,7 @@
 mod browse;
 mod closed_loop;
 mod cpu;
+mod events;
 mod holds;
 mod http1;
 mod programme;
@@ -64,6 +67,9 @@ enum Scenario {
     /// Payments webhooks (issue #5): signed `checkout.session.completed`
     /// webhooks per second into payments, and webhook → `bookings.confirmed`.
     Webhooks(webhooks::WebhooksArgs),
+    /// Event consumers (issue #6): `bookings.confirmed` events per second
+    /// through the notifier (emails) and analytics (figures).
+    Events(events::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,5 +97,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Browse(args) => runtime.block_on(browse::run(args)),
         Scenario::Holds(args) => runtime.block_on(holds::run(args)),
         Scenario::Webhooks(args) => runtime.block_on(webhooks::run(args)),
+        Scenario::Events(args) => runtime.block_on(events::run(args)),
     }
 }

@@ -450,7 +450,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
 }
 
 /// `nats://host:port` on this machine, as the URL to connect to.
-fn loopback_nats(url: &str) -> anyhow::Result<String> {
+pub(crate) fn loopback_nats(url: &str) -> anyhow::Result<String> {
     let rest = url
         .trim()
         .strip_prefix("nats://")

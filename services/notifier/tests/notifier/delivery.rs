@@ -3,7 +3,7 @@
 
 use notifier::events::BOOKINGS_CONSUMER;
 use test_support::eventually;
-use test_support::smtp::SmtpSink;
+use test_support::smtp::{Certificates, Relay, SmtpSink};
 
 use crate::harness::{self, booking_confirmed, quick_settings, received, wait_for_mail};
 
@@ -309,4 +309,70 @@ async fn a_notifier_restarted_mid_stream_loses_nothing_and_doubles_nothing() {
         );
     }
     assert!(notifier.dead_letters(BOOKINGS_CONSUMER).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_relay_demanding_starttls_and_credentials_gets_the_email_over_tls_with_them() {
+    let certificates = Certificates::generate();
+    let relay = |password: &str| Relay {
+        certificates: certificates.clone(),
+        user: "notifier".into(),
+        password: password.into(),
+    };
+    let sink = SmtpSink::start_tls(relay("s3cret-relay")).await;
+    let notifier = harness::start_trusting(
+        Some(sink.url()),
+        Some(certificates.ca.clone()),
+        quick_settings(3),
+    )
+    .await;
+    let event_id = notifier
+        .publish_confirmed(&booking_confirmed("TLS0001"))
+        .await;
+    let mail = wait_for_mail(&sink, 1).await;
+    let raw = mail[0].raw_text();
+    assert!(mail[0].subject().contains("TLS0001"));
+    assert!(
+        raw.contains("X-Sink-TLS: yes"),
+        "sent after STARTTLS: {raw}"
+    );
+    assert!(
+        raw.contains("X-Sink-Login: notifier"),
+        "authenticated: {raw}"
+    );
+    assert_eq!(
+        notifier.sent_delivery(event_id).await.transport.as_deref(),
+        Some("smtp")
+    );
+
+    // The same relay with a password the notifier does not have: the server
+    // refuses the login for good (535), so the email is dead-lettered with
+    // the reason instead of being retried forever, and nothing is sent.
+    let strict = SmtpSink::start_tls(relay("another-password")).await;
+    let url = sink
+        .url()
+        .replace(&sink.port().to_string(), &strict.port().to_string());
+    let refused =
+        harness::start_trusting(Some(url), Some(certificates.ca.clone()), quick_settings(3)).await;
+    let event_id = refused
+        .publish_confirmed(&booking_confirmed("TLS0002"))
+        .await;
+    eventually("the refused login ends the delivery", || async {
+        refused
+            .delivery(event_id)
+            .await
+            .is_some_and(|d| d.status == "failed")
+    })
+    .await;
+    let delivery = refused.delivery(event_id).await.expect("recorded");
+    assert!(
+        delivery
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("535")),
+        "{:?}",
+        delivery.last_error
+    );
+    assert_eq!(strict.count(), 0);
+    assert_eq!(refused.dead_letters(BOOKINGS_CONSUMER).await.len(), 1);
 }

@@ -24,6 +24,8 @@ pub struct Notifier {
     pub prefix: String,
     pub outbox: PathBuf,
     smtp_url: Option<String>,
+    /// `SMTP_CA_FILE`: set before a restart to trust a private CA.
+    pub smtp_ca_file: Option<PathBuf>,
     settings: Settings,
     shutdown: Shutdown,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -50,7 +52,16 @@ pub fn quick_settings(attempts: u32) -> Settings {
 
 /// Starts the notifier sending to `smtp_url` (or, with `None`, writing to an
 /// outbox folder of the test's own).
-pub async fn start(smtp_url: Option<String>, mut settings: Settings) -> Notifier {
+pub async fn start(smtp_url: Option<String>, settings: Settings) -> Notifier {
+    start_trusting(smtp_url, None, settings).await
+}
+
+/// [`start`] with `SMTP_CA_FILE` set to `ca_file`.
+pub async fn start_trusting(
+    smtp_url: Option<String>,
+    ca_file: Option<PathBuf>,
+    mut settings: Settings,
+) -> Notifier {
     let db = TestDb::create("notifier").await;
     notifier::migrate(&db.pool)
         .await
@@ -66,6 +77,7 @@ pub async fn start(smtp_url: Option<String>, mut settings: Settings) -> Notifier
         prefix,
         outbox,
         smtp_url,
+        smtp_ca_file: ca_file,
         settings,
         shutdown: Shutdown::new(),
         running: None,
@@ -104,6 +116,7 @@ impl Notifier {
     async fn launch(&mut self) {
         let mailer = notifier::mailer::Mailer::new(
             self.smtp_url.as_deref(),
+            self.smtp_ca_file.as_deref(),
             self.outbox.clone(),
             Duration::from_millis(self.settings.notifier_smtp_timeout_ms),
         )
