@@ -1,12 +1,26 @@
 //! End to end: the built `bookmyseat` binary, each role as its own process
 //! with its own database, against real PostgreSQL and NATS JetStream — the
-//! topology operators run, driven over HTTP as a browser would.
+//! topology operators run, driven over HTTP as a browser would, and (in
+//! `browser.rs`) by a real headless Chromium.
 
+mod browser;
 mod processes;
+mod webdriver;
 
 use std::time::Duration;
 
-use processes::{Role, free_port, run_to_completion};
+use processes::{Readiness, Role, free_port, run_to_completion};
+
+/// The roles a deployment runs, each as its own process (the order they
+/// start in; the gateway last, as it calls the others).
+const SERVICES: [&str; 6] = [
+    "catalog",
+    "seating",
+    "payments",
+    "notifier",
+    "analytics",
+    "gateway",
+];
 
 /// Everything one run of the system needs: a database per service, its own
 /// ports, and its own NATS stream names (so runs never share a stream).
@@ -165,8 +179,84 @@ impl Environment {
         Role::start(role, &self.vars())
     }
 
+    /// Starts every service as its own process, as operators run them, and
+    /// waits (bounded) until each one serves: the gRPC listeners accept, the
+    /// gateway and the payments pages answer `/readyz`, and every process
+    /// answers `/metrics` (the notifier has nothing else to ask).
+    async fn start_services(&self) -> System {
+        let mut roles: Vec<Role> = SERVICES.iter().map(|role| self.start(role)).collect();
+        let mut checks: Vec<Readiness> = [
+            "CATALOG_GRPC_ADDR",
+            "SEATING_GRPC_ADDR",
+            "PAYMENTS_GRPC_ADDR",
+            "ANALYTICS_GRPC_ADDR",
+        ]
+        .iter()
+        .map(|variable| Readiness::Listening(self.var(variable).to_owned()))
+        .collect();
+        checks.push(Readiness::Answers(self.url("/readyz")));
+        checks.push(Readiness::Answers(format!(
+            "{}/readyz",
+            self.var("PAYMENTS_PUBLIC_URL")
+        )));
+        checks.extend(
+            roles
+                .iter()
+                .map(|role| Readiness::Answers(role.metrics_url.clone())),
+        );
+        processes::wait_until_serving(&mut roles, &checks).await;
+        System { roles }
+    }
+
+    /// The id of the film's first upcoming showtime (the API lists them by
+    /// day, cinema and time).
+    async fn first_showtime(&self, http: &reqwest::Client, film: &str) -> String {
+        let url = self.url(&format!("/api/v1/movies/{film}/showtimes"));
+        let schedule = get_json(http, &url, None).await;
+        schedule["days"][0]["cinemas"][0]["showtimes"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{film} has an upcoming showtime: {schedule}"))
+            .to_owned()
+    }
+
+    /// The value this environment gives `name`.
+    fn var(&self, name: &str) -> &str {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("the environment sets no {name}"))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway_url)
+    }
+}
+
+/// Every service running, each in its own process (see
+/// [`Environment::start_services`]).
+struct System {
+    roles: Vec<Role>,
+}
+
+impl System {
+    fn role(&self, name: &str) -> &Role {
+        self.roles
+            .iter()
+            .find(|role| role.name() == name)
+            .unwrap_or_else(|| panic!("no {name} role is running"))
+    }
+
+    /// Stops every service with SIGTERM, the gateway first (as a rollout
+    /// drains it), and asserts that each exits cleanly.
+    async fn stop(self) {
+        for role in self.roles.into_iter().rev() {
+            let name = role.name().to_owned();
+            assert!(
+                role.terminate().await.success(),
+                "{name} exits cleanly on SIGTERM"
+            );
+        }
     }
 }
 
@@ -198,9 +288,9 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
 }
 
 /// `bookmyseat migrate` and `seed` prepare fresh databases (seeding twice
-/// changes nothing), then catalog, seating and gateway run as separate
-/// processes, the programme can be browsed from the home page to a seat map,
-/// and every role stops cleanly on SIGTERM.
+/// changes nothing), then every service runs as its own process, the
+/// programme can be browsed from the home page to a seat map, and every role
+/// stops cleanly on SIGTERM.
 #[tokio::test]
 async fn browse_the_seeded_programme_across_separate_processes() {
     let env = Environment::new().await;
@@ -217,11 +307,8 @@ async fn browse_the_seeded_programme_across_separate_processes() {
         showtimes
     );
 
-    let catalog = env.start("catalog");
-    let seating = env.start("seating");
-    let gateway = env.start("gateway");
+    let system = env.start_services().await;
     let http = reqwest::Client::new();
-    processes::wait_until_ready(&http, &env.url("/healthz")).await;
 
     // The API lists the whole programme.
     let listing = get_json(&http, &env.url("/api/v1/movies?page_size=100"), None).await;
@@ -255,10 +342,11 @@ async fn browse_the_seeded_programme_across_separate_processes() {
 
     // Every role answers /metrics on its own port, with its request counts.
     for (role, family) in [
-        (&catalog, "bookmyseat_grpc_requests_total"),
-        (&seating, "bookmyseat_grpc_requests_total"),
-        (&gateway, "bookmyseat_http_requests_total"),
+        ("catalog", "bookmyseat_grpc_requests_total"),
+        ("seating", "bookmyseat_grpc_requests_total"),
+        ("gateway", "bookmyseat_http_requests_total"),
     ] {
+        let role = system.role(role);
         let text = http
             .get(&role.metrics_url)
             .send()
@@ -270,13 +358,7 @@ async fn browse_the_seeded_programme_across_separate_processes() {
         assert!(text.contains(family), "{}: {text}", role.name());
     }
 
-    for role in [gateway, seating, catalog] {
-        let name = role.name().to_owned();
-        assert!(
-            role.terminate().await.success(),
-            "{name} exits cleanly on SIGTERM"
-        );
-    }
+    system.stop().await;
 }
 
 /// `bookmyseat all` (what `make up` runs) serves the whole system from one
@@ -292,16 +374,7 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     let http = reqwest::Client::new();
     processes::wait_until_ready(&http, &env.url("/healthz")).await;
 
-    let schedule = get_json(
-        &http,
-        &env.url("/api/v1/movies/big-buck-bunny/showtimes"),
-        None,
-    )
-    .await;
-    let showtime_id = schedule["days"][0]["cinemas"][0]["showtimes"][0]["id"]
-        .as_str()
-        .expect("Big Buck Bunny has an upcoming showtime")
-        .to_owned();
+    let showtime_id = env.first_showtime(&http, "big-buck-bunny").await;
     let seats_url = env.url(&format!("/api/v1/showtimes/{showtime_id}/seats"));
     let holds_url = env.url(&format!("/api/v1/showtimes/{showtime_id}/holds"));
     // The demo account the README lists, and a new one.
@@ -438,11 +511,7 @@ async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
 
     let buyer = env.sign_up(&http, "frida@example.com", "Frida").await;
     let film = get_json(&http, &env.url("/api/v1/movies/metropolis"), None).await;
-    let schedule = get_json(&http, &env.url("/api/v1/movies/metropolis/showtimes"), None).await;
-    let showtime_id = schedule["days"][0]["cinemas"][0]["showtimes"][0]["id"]
-        .as_str()
-        .expect("Metropolis has an upcoming showtime")
-        .to_owned();
+    let showtime_id = env.first_showtime(&http, "metropolis").await;
     let hold = buyer
         .on(http.post(env.url(&format!("/api/v1/showtimes/{showtime_id}/holds"))))
         .json(&serde_json::json!({ "seats": ["D4", "D5"] }))

@@ -68,6 +68,11 @@ impl Role {
         &self.name
     }
 
+    /// How the process ended, if it has (it should not have, while serving).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("the role is still running");
@@ -105,5 +110,63 @@ pub async fn wait_until_ready(http: &reqwest::Client, url: &str) {
             "{url} did not become ready within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Something a started system must answer before a test uses it.
+pub enum Readiness {
+    /// A server accepts TCP connections here (a gRPC listener).
+    Listening(String),
+    /// This URL answers 2xx (`/readyz`, `/metrics`).
+    Answers(String),
+}
+
+impl Readiness {
+    async fn holds(&self, http: &reqwest::Client) -> bool {
+        match self {
+            Readiness::Listening(address) => tokio::net::TcpStream::connect(address).await.is_ok(),
+            Readiness::Answers(url) => http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()),
+        }
+    }
+}
+
+impl std::fmt::Display for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readiness::Listening(address) => write!(f, "a listener at {address}"),
+            Readiness::Answers(url) => write!(f, "{url} answering"),
+        }
+    }
+}
+
+/// Waits until every check holds (at most 60 s for all). Fails at once,
+/// naming the role, when one of `roles` exits meanwhile (a port taken, a
+/// crash: its log is in the test's output above).
+pub async fn wait_until_serving(roles: &mut [Role], checks: &[Readiness]) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for check in checks {
+        while !check.holds(&http).await {
+            for role in roles.iter_mut() {
+                if let Some(status) = role.exit_status() {
+                    panic!(
+                        "bookmyseat {} exited while starting ({status}); see its log above",
+                        role.name
+                    );
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the system did not start within 60 s: no {check}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

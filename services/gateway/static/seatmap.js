@@ -3,6 +3,8 @@
 //   - picking seats updates the running total at once;
 //   - "Hold seats" and "Release seats" go through the JSON API without a
 //     reload, and the hold's countdown runs;
+//   - "Checkout" goes through the JSON API to the payment page (the plain
+//     form post is refused by the browser there, see below);
 //   - seats change state live: the page listens to the showtime's event
 //     stream (Server-Sent Events). The stream starts with a snapshot of the
 //     whole map, also after every reconnect, and each change carries the
@@ -425,6 +427,48 @@
         })
         .catch(function () {
           showError("The seats could not be released: the connection failed. Please try again.");
+        });
+    });
+  }
+
+  // Checkout asks the API for the checkout and then goes to its payment page
+  // itself. The plain form post cannot get there in a browser: it answers
+  // with a redirect to the payment provider (another origin), and the page's
+  // Content-Security-Policy (form-action 'self') makes the browser refuse a
+  // form submission that is redirected off our origin.
+  var checkoutForm = document.querySelector("[data-checkout-form]");
+  var checkoutButton = document.querySelector("[data-checkout-button]");
+  if (checkoutForm) {
+    checkoutForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!myHoldId) {
+        return;
+      }
+      showError("");
+      if (checkoutButton) {
+        checkoutButton.disabled = true;
+      }
+      var failed = function (text) {
+        if (checkoutButton) {
+          checkoutButton.disabled = false;
+        }
+        showError(text);
+      };
+      fetch("/api/v1/holds/" + encodeURIComponent(myHoldId) + "/checkout", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRF-Token": csrfToken }
+      })
+        .then(readJson)
+        .then(function (answer) {
+          if (answer.status === 201 && answer.body && answer.body.url) {
+            window.location.assign(answer.body.url);
+            return;
+          }
+          failed(errorMessage(answer.body, "The checkout could not start. Please try again."));
+        })
+        .catch(function () {
+          failed("The checkout could not start: the connection failed. Please try again.");
         });
     });
   }
