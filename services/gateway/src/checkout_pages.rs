@@ -2,7 +2,8 @@
 //! simulated provider) sends the buyer back to, and their JSON equivalents.
 //!
 //! - `POST /showtimes/{id}/checkout` (form: `hold_id`) asks payments for a
-//!   checkout of the hold and redirects to the provider's page. Payments
+//!   checkout of the hold and answers a page that moves on to the
+//!   provider's (a redirect would break the CSP's `form-action 'self'`). Payments
 //!   takes the amount from catalog's prices and extends the hold to cover the
 //!   checkout; a double click finds the same checkout.
 //! - `GET /checkout/success?session_id=…` verifies through
@@ -74,7 +75,31 @@ async fn start_checkout(
     match checkout {
         Ok(checkout) => {
             tracing::info!(checkout = %checkout.id, hold = %checkout.hold_id, "buyer sent to checkout");
-            Ok(Redirect::to(&checkout.url).into_response())
+            // A page that moves on by itself, not a redirect: the seat page's
+            // CSP lets forms submit only to the gateway, and browsers hold a
+            // redirect's target to that too (the payment page is elsewhere).
+            // The seat map's script skips this page (it asks the API).
+            let page = CheckoutPage {
+                nav: user.visitor.nav(),
+                state: "paying",
+                heading: "Taking you to the payment page…".to_owned(),
+                message: "If nothing happens in a moment, use the button below.".to_owned(),
+                total: checkout.total.to_string(),
+                simulated: checkout.simulated,
+                booking: None,
+                seats_href: String::new(),
+                pay_href: checkout.url.clone(),
+            };
+            let html = page.render().map_err(|error| {
+                tracing::error!(%error, "cannot render the checkout page");
+                PageError(Error::internal())
+            })?;
+            Ok((
+                StatusCode::OK,
+                [(http::header::CACHE_CONTROL, "no-store")],
+                Html(html),
+            )
+                .into_response())
         }
         // Back to the seat page, which says what happened and still shows
         // the hold (when it still exists).
@@ -118,7 +143,8 @@ fn session_of(query: Result<Query<SessionQuery>, QueryRejection>) -> Result<Stri
 #[template(path = "checkout.html")]
 pub struct CheckoutPage {
     pub nav: Nav,
-    /// `confirming`, `confirmed`, `failed`, `expired`, `refunded`, `open`.
+    /// `paying` (on the way to the provider), `confirming`, `confirmed`,
+    /// `failed`, `expired`, `refunded`, `open`.
     pub state: &'static str,
     pub heading: String,
     pub message: String,
@@ -127,7 +153,7 @@ pub struct CheckoutPage {
     pub booking: Option<BookingView>,
     /// Where to pick seats again (the showtime's page).
     pub seats_href: String,
-    /// The provider's page, for a checkout still open.
+    /// The provider's page, for a checkout still open or being started.
     pub pay_href: String,
 }
 
@@ -278,14 +304,12 @@ async fn cancel(
     if matches!(
         checkout.status,
         CheckoutStatus::Open | CheckoutStatus::Expired | CheckoutStatus::Failed
-    ) {
-        if let Err(error) = state
-            .seating
-            .release(&checkout.hold_id, &user.user_id())
-            .await
-        {
-            tracing::info!(%error, hold = %checkout.hold_id, "hold not released on cancel");
-        }
+    ) && let Err(error) = state
+        .seating
+        .release(&checkout.hold_id, &user.user_id())
+        .await
+    {
+        tracing::info!(%error, hold = %checkout.hold_id, "hold not released on cancel");
     }
     let to = if back == "/" {
         back

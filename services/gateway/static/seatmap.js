@@ -432,10 +432,9 @@
   }
 
   // Checkout asks the API for the checkout and then goes to its payment page
-  // itself. The plain form post cannot get there in a browser: it answers
-  // with a redirect to the payment provider (another origin), and the page's
-  // Content-Security-Policy (form-action 'self') makes the browser refuse a
-  // form submission that is redirected off our origin.
+  // itself, one page sooner than the plain form post (which answers a
+  // gateway page that moves on: the Content-Security-Policy's form-action
+  // 'self' forbids redirecting a form submission to the provider's origin).
   var checkoutForm = document.querySelector("[data-checkout-form]");
   var checkoutButton = document.querySelector("[data-checkout-button]");
   if (checkoutForm) {

@@ -7,7 +7,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::checkout::{hold_and_checkout, session_id_of};
+use crate::checkout::{hold_and_checkout, payment_page, session_id_of};
 use crate::harness::{Gateway, Session, classic_showtime, header};
 
 /// Pays for `seats` through the simulated provider as `user`; the booking
@@ -16,8 +16,7 @@ async fn book(gateway: &Gateway, user: &str, seats: &[&str]) -> (String, Value) 
     let (showtime, _) = classic_showtime(gateway).await;
     let buyer = gateway.session_of(user).await;
     let (_, response) = hold_and_checkout(gateway, &showtime, &buyer, user, seats).await;
-    assert_eq!(response.status(), 303);
-    let pay_page = header(&response, "location");
+    let pay_page = payment_page(response).await;
     let paid = gateway
         .http
         .post(format!("{pay_page}/pay"))
