@@ -85,6 +85,10 @@ main() {
         [ -z "${!knob:-}" ] || BENCH_ENV+=("$knob=${!knob}")
     done
     bench_migrate_and_seed
+    # Sign-in failures of an earlier, interrupted run would still count
+    # against 127.0.0.1 for a quarter of an hour.
+    psql "${BENCH_DATABASE_URL_PREFIX}gateway" -X -q -c "DELETE FROM auth_throttle" </dev/null >/dev/null ||
+        die "cannot reset the bench gateway's sign-in throttle"
 
     log "starting catalog on 127.0.0.1:$CATALOG_PORT, seating on 127.0.0.1:$SEATING_PORT and gateway on 127.0.0.1:$GATEWAY_PORT (logs in $RUN_DIR)"
     start catalog "${BENCH_ENV[@]}" "$BIN" catalog
