@@ -436,3 +436,116 @@ async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than
     running.await.unwrap().unwrap();
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
+
+/// Hands the trace id of the span it runs in to the test.
+#[derive(Clone, Default)]
+struct TraceRecordingHandler {
+    seen: Arc<std::sync::Mutex<Option<opentelemetry::trace::TraceId>>>,
+}
+
+impl Handler for TraceRecordingHandler {
+    type Committed = ();
+
+    async fn handle<'a>(
+        &'a self,
+        _connection: &'a mut PgConnection,
+        _delivery: &'a Delivery<'a>,
+    ) -> Result<(), HandlerError> {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let context = tracing::Span::current().context();
+        *self.seen.lock().unwrap() = Some(context.span().span_context().trace_id());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_events_trace_context_goes_through_the_outbox_into_the_consumers_span() {
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::prelude::*;
+
+    // Tracing on for this (single-threaded) test: spans get OpenTelemetry
+    // ids, and the W3C propagator is the global one, as `telemetry::init`
+    // installs them.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _default = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+
+    // The producer writes the event inside its request span.
+    let request = tracing::info_span!("request");
+    let producer = request.context().span().span_context().clone();
+    assert!(producer.is_valid(), "the test's span is traced");
+    let sent = event(&subject, "traced");
+    {
+        use tracing::Instrument as _;
+        enqueue(&db.pool, std::slice::from_ref(&sent))
+            .instrument(request.clone())
+            .await;
+    }
+    let stored: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT traceparent, tracestate FROM outbox WHERE id = $1")
+            .bind(sent.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored.0.as_deref(),
+        Some(format!("00-{}-{}-01", producer.trace_id(), producer.span_id()).as_str()),
+        "the row keeps the writer's traceparent"
+    );
+
+    // The relay, outside any span, publishes it with the stored context.
+    let relayed = outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
+        .await
+        .unwrap();
+    assert_eq!(relayed, 1);
+    let message = jetstream
+        .get_stream(&stream_name)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    assert_eq!(
+        message.headers.get("traceparent").map(|v| v.as_str()),
+        stored.0.as_deref(),
+        "the message carries the traceparent"
+    );
+
+    // The consumer's event span continues the producer's trace.
+    let spec = ConsumerSpec::new(
+        &stream_name,
+        "traced-consumer",
+        std::slice::from_ref(&subject),
+    );
+    let consumer = consumer::durable_consumer(&jetstream, &spec).await.unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let delivered = futures::StreamExt::next(&mut messages)
+        .await
+        .expect("the event is delivered")
+        .unwrap();
+    let handler = TraceRecordingHandler::default();
+    let outcome = consumer::handle_message(&db.pool, &spec, &handler, &delivered).await;
+    assert!(matches!(outcome, consumer::Outcome::Applied), "{outcome:?}");
+    assert_eq!(
+        *handler.seen.lock().unwrap(),
+        Some(producer.trace_id()),
+        "the handler runs in the producer's trace"
+    );
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
