@@ -172,8 +172,23 @@ const DEMO_ACCOUNTS: [(&str, &str, &str, bool); 2] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    platform::telemetry::init(cli.telemetry.log_format);
-    let shutdown = Shutdown::new();
+    let telemetry = platform::telemetry::init(
+        cli.telemetry.log_format,
+        platform::telemetry::ServiceIdentity {
+            name: cli.command.service_name(),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        cli.telemetry.otel_exporter_otlp_endpoint.as_deref(),
+    )?;
+    let result = run_command(cli, Shutdown::new()).await;
+    // Spans of the last requests and events go out before the process ends.
+    telemetry.shutdown().await;
+    result
+}
+
+/// Starts the command's roles (and the metrics endpoint for serving roles)
+/// and runs them until they end or the process is asked to stop.
+async fn run_command(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     shutdown.trigger_on_os_signals();
 
     let serves = !matches!(
@@ -208,6 +223,25 @@ async fn main() -> anyhow::Result<()> {
     };
     let (role, exporter) = tokio::join!(role, exporter);
     role.and(exporter)
+}
+
+impl Command {
+    /// The `service.name` of the spans this command exports: the role, or
+    /// `bookmyseat` when one process runs every role.
+    fn service_name(&self) -> &'static str {
+        match self {
+            Command::All { .. } => "bookmyseat",
+            Command::Catalog { .. } => "catalog",
+            Command::Seating { .. } => "seating",
+            Command::Payments { .. } => "payments",
+            Command::Gateway { .. } => "gateway",
+            Command::Notifier { .. } => "notifier",
+            Command::Analytics { .. } => "analytics",
+            Command::Migrate { .. } => "bookmyseat-migrate",
+            Command::Seed { .. } => "bookmyseat-seed",
+            Command::Admin { .. } => "bookmyseat-admin",
+        }
+    }
 }
 
 /// Runs one command until it ends or `shutdown` fires.

@@ -5,6 +5,7 @@
 
 mod browser;
 mod processes;
+mod trace_propagation;
 mod webdriver;
 
 use std::time::Duration;

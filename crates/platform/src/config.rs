@@ -17,6 +17,10 @@ pub struct TelemetryArgs {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint to export trace spans to (e.g.
+    /// `http://jaeger:4317`). Unset or empty: tracing export is off.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
 /// Where NATS is.

@@ -20,6 +20,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::shutdown::Shutdown;
@@ -281,50 +282,58 @@ pub async fn handle_message<H: Handler>(
     let event_type = header(crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
     let subject = message.subject.as_str();
     let span = tracing::info_span!("event", consumer = %spec.durable, %subject, event_id = raw_id.as_deref().unwrap_or("-"));
-    let _entered = span.enter();
+    // The producer's span, carried in the headers from its outbox row, is
+    // the parent: the event continues the trace that caused it.
+    crate::trace_context::set_parent_from_nats(&span, message.headers.as_ref());
+    // Instrumented rather than entered: handlers run concurrently, and an
+    // entered span held across awaits would leak into the others.
+    async move {
 
-    let Some(event_id) = raw_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
-        let error = "the message has no Nats-Msg-Id event UUID";
-        dead_letter(pool, spec, message, raw_id.as_deref(), error, deliveries).await;
-        ack(message, AckKind::Ack).await;
-        return Outcome::DeadLettered;
-    };
-    let delivery = Delivery {
-        event_id,
-        subject,
-        event_type: &event_type,
-        payload: &message.payload,
-    };
-    match apply(pool, spec, handler, &delivery).await {
-        Ok(Some(committed)) => {
+        let Some(event_id) = raw_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
+            let error = "the message has no Nats-Msg-Id event UUID";
+            dead_letter(pool, spec, message, raw_id.as_deref(), error, deliveries).await;
             ack(message, AckKind::Ack).await;
-            handler.after_commit(committed).await;
-            Outcome::Applied
-        }
-        Ok(None) => {
-            tracing::debug!("already handled; acknowledged again");
-            ack(message, AckKind::Ack).await;
-            Outcome::Duplicate
-        }
-        Err(HandlerError::Permanent(error)) => {
-            dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
-            ack(message, AckKind::Ack).await;
-            Outcome::DeadLettered
-        }
-        Err(HandlerError::Transient(error)) if deliveries >= spec.max_deliver => {
-            let error = format!("gave up after {deliveries} deliveries: {error:#}");
-            dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
-            ack(message, AckKind::Term).await;
-            Outcome::DeadLettered
-        }
-        Err(HandlerError::Transient(error)) => {
-            let delay = Duration::from_millis(250 * 2u64.pow(deliveries.clamp(1, 6) as u32 - 1));
-            tracing::warn!(error = %format!("{error:#}"), deliveries, retry_in_ms = delay.as_millis() as u64,
-                "event could not be handled; it will be redelivered");
-            ack(message, AckKind::Nak(Some(delay))).await;
-            Outcome::Retrying
+            return Outcome::DeadLettered;
+        };
+        let delivery = Delivery {
+            event_id,
+            subject,
+            event_type: &event_type,
+            payload: &message.payload,
+        };
+        match apply(pool, spec, handler, &delivery).await {
+            Ok(Some(committed)) => {
+                ack(message, AckKind::Ack).await;
+                handler.after_commit(committed).await;
+                Outcome::Applied
+            }
+            Ok(None) => {
+                tracing::debug!("already handled; acknowledged again");
+                ack(message, AckKind::Ack).await;
+                Outcome::Duplicate
+            }
+            Err(HandlerError::Permanent(error)) => {
+                dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
+                ack(message, AckKind::Ack).await;
+                Outcome::DeadLettered
+            }
+            Err(HandlerError::Transient(error)) if deliveries >= spec.max_deliver => {
+                let error = format!("gave up after {deliveries} deliveries: {error:#}");
+                dead_letter(pool, spec, message, raw_id.as_deref(), &error, deliveries).await;
+                ack(message, AckKind::Term).await;
+                Outcome::DeadLettered
+            }
+            Err(HandlerError::Transient(error)) => {
+                let delay = Duration::from_millis(250 * 2u64.pow(deliveries.clamp(1, 6) as u32 - 1));
+                tracing::warn!(error = %format!("{error:#}"), deliveries, retry_in_ms = delay.as_millis() as u64,
+                    "event could not be handled; it will be redelivered");
+                ack(message, AckKind::Nak(Some(delay))).await;
+                Outcome::Retrying
+            }
         }
     }
+    .instrument(span)
+    .await
 }
 
 /// Records the event and applies it in one transaction. `Ok(None)` when it

@@ -1,9 +1,20 @@
 //! gRPC for every service: servers that carry the standard health service and
 //! stop on the shared shutdown signal, and client channels with connect and
 //! request timeouts.
+//!
+//! Both ends carry the W3C trace context when spans are exported
+//! ([`crate::telemetry`]): a client call opens a `grpc.client` span and
+//! sends it as `traceparent` metadata ([`TracedChannel`]); the server opens
+//! its `grpc.server` span as that span's child ([`TraceContextLayer`]). With
+//! tracing off both are a pass-through.
 
 use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures::future::Either;
+use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -108,6 +119,7 @@ where
         }
     };
     let served = Server::builder()
+        .layer(TraceContextLayer)
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(service)
@@ -136,14 +148,126 @@ async fn set_health<S: NamedService>(
 }
 
 /// A channel to another service. Connects lazily (a service may start before
-/// its peers) and reconnects on its own; every call has the request timeout.
-pub fn channel(url: &str, variable: &str, timeouts: &GrpcClientArgs) -> anyhow::Result<Channel> {
+/// its peers) and reconnects on its own; every call has the request timeout
+/// and carries the caller's trace context.
+pub fn channel(
+    url: &str,
+    variable: &str,
+    timeouts: &GrpcClientArgs,
+) -> anyhow::Result<TracedChannel> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("{variable} is not a valid URL: {url}"))?
         .connect_timeout(timeouts.connect_timeout())
         .timeout(timeouts.request_timeout())
         .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+    Ok(TracedChannel::new(endpoint.connect_lazy()))
+}
+
+/// The `(service, method)` of a gRPC request path `/pkg.Service/Method`.
+fn rpc_names(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}
+
+/// A tonic channel whose calls carry the trace context: each call runs in a
+/// `grpc.client` span (a child of the caller's span) whose context goes out
+/// as `traceparent` metadata. Generated clients take it like a `Channel`.
+#[derive(Clone, Debug)]
+pub struct TracedChannel {
+    inner: Channel,
+}
+
+impl TracedChannel {
+    pub fn new(inner: Channel) -> Self {
+        Self { inner }
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for TracedChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = Either<
+        <Channel as tower::Service<http::Request<tonic::body::Body>>>::Future,
+        Instrumented<<Channel as tower::Service<http::Request<tonic::body::Body>>>::Future>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if !crate::telemetry::exporting() {
+            return Either::Left(self.inner.call(request));
+        }
+        let path = request.uri().path().to_owned();
+        let (service, method) = rpc_names(&path);
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        );
+        crate::trace_context::inject_http(&span, request.headers_mut());
+        Either::Right(self.inner.call(request).instrument(span))
+    }
+}
+
+/// Server side of [`TracedChannel`]: every call (health checks aside) runs in
+/// a `grpc.server` span whose parent is the caller's context from the
+/// request metadata.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContextLayer;
+
+impl<S> tower::Layer<S> for TraceContextLayer {
+    type Service = TraceContext<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceContext { inner }
+    }
+}
+
+/// The service [`TraceContextLayer`] wraps around a gRPC server.
+#[derive(Clone, Debug)]
+pub struct TraceContext<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TraceContext<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        if !crate::telemetry::exporting() || path.starts_with("/grpc.health.v1.Health/") {
+            return Either::Left(self.inner.call(request));
+        }
+        let (service, method) = rpc_names(path);
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        );
+        crate::trace_context::set_parent_from_http(&span, request.headers());
+        let call = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Either::Right(call.instrument(span))
+    }
 }
 
 /// Binds a TCP listener, naming the variable on failure (a port in use is

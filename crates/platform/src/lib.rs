@@ -1,7 +1,8 @@
 //! Shared plumbing for every BookMySeat service.
 //!
 //! Each concern lives here once and every service uses it: configuration
-//! pieces ([`config`]), logging ([`telemetry`]), the PostgreSQL pool and
+//! pieces ([`config`]), logging and tracing ([`telemetry`], with the W3C
+//! trace context carried across processes by [`trace_context`]), the PostgreSQL pool and
 //! embedded migrations ([`db`]), gRPC servers with the health service and gRPC
 //! client channels ([`grpc`]), HTTP serving ([`http`]), NATS and JetStream
 //! ([`nats`]), the transactional outbox every producer publishes through
@@ -21,5 +22,6 @@ pub mod nats;
 pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use shutdown::Shutdown;

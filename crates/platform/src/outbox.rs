@@ -12,6 +12,11 @@
 //! relays on one database without publishing a row twice at the same time.
 //! The relay polls (a few times a second) and can be woken right after a
 //! commit ([`RelayWaker`]) so the common path has no polling delay.
+//!
+//! Each row also keeps the W3C trace context of the span that wrote it
+//! (`traceparent`, `tracestate`; null when tracing is off), and the relay
+//! sends it as message headers: the consumer's span continues the
+//! producer's trace even though the publish happens later, in another task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +28,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::shutdown::Shutdown;
+use crate::trace_context::StoredContext;
 
 /// Header carrying the event type (the protobuf message name).
 pub const EVENT_TYPE_HEADER: &str = "Bookmyseat-Event-Type";
@@ -44,6 +50,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error   text
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+
+-- The writer's W3C trace context, sent on as message headers.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS traceparent text;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS tracestate text;
 
 CREATE TABLE IF NOT EXISTS processed_events (
     consumer     text NOT NULL,
@@ -91,16 +101,20 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
 }
 
-/// Writes `event` into the outbox inside the caller's transaction.
+/// Writes `event` into the outbox inside the caller's transaction, with the
+/// current span's trace context.
 pub async fn enqueue(connection: &mut PgConnection, event: &OutboxEvent) -> sqlx::Result<()> {
+    let trace = StoredContext::current();
     sqlx::query(
-        "INSERT INTO outbox (id, subject, event_type, payload) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO outbox (id, subject, event_type, payload, traceparent, tracestate) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
     )
     .bind(event.id)
     .bind(&event.subject)
     .bind(&event.event_type)
     .bind(&event.payload)
+    .bind(trace.traceparent)
+    .bind(trace.tracestate)
     .execute(connection)
     .await?;
     Ok(())
@@ -207,6 +221,16 @@ pub async fn run_relay(
     }
 }
 
+/// An unsent row as the relay reads it.
+type OutboxRow = (
+    Uuid,
+    String,
+    String,
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Claims up to one batch of unsent rows, publishes them in order and marks
 /// each one sent. Returns how many were published. A failure leaves the
 /// remaining rows unsent (and counted) for the next round.
@@ -216,8 +240,8 @@ pub async fn relay_once(
     settings: &RelaySettings,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::query_as::<_, (Uuid, String, String, Vec<u8>)>(
-        "SELECT id, subject, event_type, payload FROM outbox \
+    let rows = sqlx::query_as::<_, OutboxRow>(
+        "SELECT id, subject, event_type, payload, traceparent, tracestate FROM outbox \
          WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(settings.batch_size)
@@ -230,17 +254,22 @@ pub async fn relay_once(
     // trip for the batch instead of one per event.
     let mut pending = Vec::with_capacity(rows.len());
     let mut failure = None;
-    for (id, subject, event_type, payload) in &rows {
+    for (id, subject, event_type, payload, traceparent, tracestate) in rows {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.to_string().as_str());
         headers.insert(EVENT_TYPE_HEADER, event_type.as_str());
+        StoredContext {
+            traceparent,
+            tracestate,
+        }
+        .write_to(&mut headers);
         match jetstream
-            .publish_with_headers(subject.clone(), headers, payload.clone().into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
         {
-            Ok(ack) => pending.push((*id, ack)),
+            Ok(ack) => pending.push((id, ack)),
             Err(error) => {
-                failure = Some((*id, error.to_string()));
+                failure = Some((id, error.to_string()));
                 break;
             }
         }

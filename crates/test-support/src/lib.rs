@@ -12,11 +12,14 @@
 //!   to in tests, with the webhook signer.
 //! - [`analytics::spawn_analytics`]: the real analytics service consuming a
 //!   test's streams.
+//! - [`otlp::OtlpReceiver`]: an OTLP/gRPC trace receiver that keeps every
+//!   span services export to it.
 //!
 //! Nothing here mocks a service: if PostgreSQL is not reachable the test
 //! fails and says how to start it (`make test` does).
 
 pub mod analytics;
+pub mod otlp;
 pub mod payments;
 pub mod smtp;
 pub mod stripe;

@@ -13,10 +13,10 @@
 //! showtime or seats as separate fields.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use platform::grpc::TracedChannel;
 use proto::analytics::v1 as pb;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use serde::Serialize;
-use tonic::transport::Channel;
 use utoipa::ToSchema;
 
 use crate::error::Error;
@@ -28,7 +28,7 @@ pub const ACTIVITY_LIMIT_MAX: u32 = 200;
 /// A cheap-to-clone handle on the analytics service.
 #[derive(Clone, Debug)]
 pub struct AnalyticsClient {
-    client: AnalyticsServiceClient<Channel>,
+    client: AnalyticsServiceClient<TracedChannel>,
 }
 
 /// Everything so far, over every day.
@@ -166,7 +166,7 @@ impl Default for StatsLimits {
 }
 
 impl AnalyticsClient {
-    pub fn new(channel: Channel) -> Self {
+    pub fn new(channel: TracedChannel) -> Self {
         Self {
             client: AnalyticsServiceClient::new(channel),
         }

@@ -8,9 +8,9 @@
 //! start time) is a bug on its side, reported as an internal error and logged.
 
 use chrono::{DateTime, Utc};
+use platform::grpc::TracedChannel;
 use proto::catalog::v1 as pb;
 use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
-use tonic::transport::Channel;
 
 use crate::error::Error;
 use crate::film_filter::{self, FilmFilter};
@@ -28,13 +28,13 @@ const MAX_FILM_KEY_CHARS: usize = 128;
 /// A cheap-to-clone handle on the catalog service.
 #[derive(Clone, Debug)]
 pub struct CatalogClient {
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<TracedChannel>,
     /// Absolute prefix for links to this gateway (fallback posters).
     public_base_url: String,
 }
 
 impl CatalogClient {
-    pub fn new(channel: Channel, public_base_url: String) -> Self {
+    pub fn new(channel: TracedChannel, public_base_url: String) -> Self {
         Self {
             client: CatalogServiceClient::new(channel),
             public_base_url,
@@ -42,7 +42,7 @@ impl CatalogClient {
     }
 
     /// The generated client, for the staff calls in [`crate::programme`].
-    pub(crate) fn grpc(&self) -> CatalogServiceClient<Channel> {
+    pub(crate) fn grpc(&self) -> CatalogServiceClient<TracedChannel> {
         self.client.clone()
     }
 

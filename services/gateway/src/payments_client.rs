@@ -8,9 +8,9 @@
 //! asks Stripe when it does not yet know the session is paid, so the page
 //! does not wait for the webhook.
 
+use platform::grpc::TracedChannel;
 use proto::payments::v1 as pb;
 use proto::payments::v1::payments_service_client::PaymentsServiceClient;
-use tonic::transport::Channel;
 
 use crate::error::Error;
 use crate::money::Money;
@@ -19,11 +19,11 @@ use crate::resources::{Checkout, CheckoutLine, CheckoutStatus};
 /// A cheap-to-clone handle on the payments service.
 #[derive(Clone, Debug)]
 pub struct PaymentsClient {
-    client: PaymentsServiceClient<Channel>,
+    client: PaymentsServiceClient<TracedChannel>,
 }
 
 impl PaymentsClient {
-    pub fn new(channel: Channel) -> Self {
+    pub fn new(channel: TracedChannel) -> Self {
         Self {
             client: PaymentsServiceClient::new(channel),
         }

@@ -9,9 +9,9 @@
 //! booking.
 
 use chrono::{DateTime, Utc};
+use platform::grpc::TracedChannel;
 use proto::seating::v1 as pb;
 use proto::seating::v1::seating_service_client::SeatingServiceClient;
-use tonic::transport::Channel;
 
 use crate::catalog_client::parse_showtime_id;
 use crate::error::Error;
@@ -23,11 +23,11 @@ use crate::seat_selection::SeatSelection;
 /// A cheap-to-clone handle on the seating service.
 #[derive(Clone, Debug)]
 pub struct SeatingClient {
-    client: SeatingServiceClient<Channel>,
+    client: SeatingServiceClient<TracedChannel>,
 }
 
 impl SeatingClient {
-    pub fn new(channel: Channel) -> Self {
+    pub fn new(channel: TracedChannel) -> Self {
         Self {
             client: SeatingServiceClient::new(channel),
         }

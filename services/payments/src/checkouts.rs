@@ -23,6 +23,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use platform::grpc::TracedChannel;
 use platform::outbox::RelayWaker;
 use proto::catalog::v1 as catalog_pb;
 use proto::catalog::v1::catalog_service_client::CatalogServiceClient;
@@ -31,7 +32,6 @@ use proto::seating::v1::seating_service_client::SeatingServiceClient;
 use proto::time::{from_timestamp, to_timestamp};
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::domain::{CheckoutStatus, PaymentsError, Provider, price_seats, redact_email};
@@ -97,8 +97,8 @@ pub struct Checkouts {
 #[derive(Debug)]
 struct Inner {
     pool: PgPool,
-    catalog: CatalogServiceClient<Channel>,
-    seating: SeatingServiceClient<Channel>,
+    catalog: CatalogServiceClient<TracedChannel>,
+    seating: SeatingServiceClient<TracedChannel>,
     stripe: Option<StripeClient>,
     subjects: Subjects,
     relay: RelayWaker,
@@ -118,8 +118,8 @@ impl Checkouts {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: PgPool,
-        catalog: Channel,
-        seating: Channel,
+        catalog: TracedChannel,
+        seating: TracedChannel,
         stripe: Option<StripeClient>,
         subjects: Subjects,
         relay: RelayWaker,

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use tower_http::trace::TraceLayer;
 
 use crate::checkouts::{Checkouts, SimulatedAction};
 use crate::domain::{CheckoutStatus, PaymentsError};
@@ -51,6 +52,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route_layer(axum::middleware::from_fn(platform::metrics::track_http))
         .with_state(state)
+        // One span per request; it continues the caller's trace (the
+        // buyer's browser on the simulated page) when `traceparent` is sent.
+        .layer(TraceLayer::new_for_http().make_span_with(platform::http::request_span))
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

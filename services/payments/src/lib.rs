@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
+use platform::grpc::TracedChannel;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 
 use platform::Shutdown;
 use platform::config::GrpcClientArgs;
@@ -249,8 +249,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// The connections payments needs to other parts of the system.
 #[derive(Clone, Debug)]
 pub struct Peers {
-    pub catalog: Channel,
-    pub seating: Channel,
+    pub catalog: TracedChannel,
+    pub seating: TracedChannel,
     pub nats: async_nats::Client,
     /// The gateway's public URL (`PUBLIC_BASE_URL`): success and cancel
     /// pages live there.

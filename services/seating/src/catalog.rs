@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use platform::grpc::TracedChannel;
 use proto::time::from_timestamp;
 use sqlx::PgPool;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::domain::SeatingError;
@@ -63,12 +63,12 @@ impl KnownShowtime {
 #[derive(Clone, Debug)]
 pub struct Inventory {
     pool: PgPool,
-    catalog: CatalogServiceClient<Channel>,
+    catalog: CatalogServiceClient<TracedChannel>,
     known: Arc<RwLock<HashMap<Uuid, Arc<KnownShowtime>>>>,
 }
 
 impl Inventory {
-    pub fn new(pool: PgPool, catalog: Channel) -> Self {
+    pub fn new(pool: PgPool, catalog: TracedChannel) -> Self {
         Self {
             pool,
             catalog: CatalogServiceClient::new(catalog),

@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
+use platform::grpc::TracedChannel;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 use platform::Shutdown;
 use platform::config::GrpcClientArgs;
@@ -160,7 +160,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 #[derive(Clone, Debug)]
 pub struct Peers {
     /// Channel to catalog.
-    pub catalog: Channel,
+    pub catalog: TracedChannel,
     pub nats: async_nats::Client,
 }
 

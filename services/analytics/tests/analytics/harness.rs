@@ -8,14 +8,14 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use chrono::{DateTime, TimeZone as _, Utc};
 use platform::Shutdown;
+use platform::grpc::TracedChannel;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use proto::events::v1 as events_pb;
 use proto::time::to_timestamp;
 use test_support::{TestDb, TestStreams};
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-pub type Client = AnalyticsServiceClient<Channel>;
+pub type Client = AnalyticsServiceClient<TracedChannel>;
 
 /// A running analytics service.
 pub struct Analytics {
