@@ -64,7 +64,8 @@ main() {
     sql notifier "TRUNCATE deliveries, processed_events, dead_letters" >/dev/null
     sql analytics "TRUNCATE bookings, showtimes, refunds, activity, processed_events, dead_letters" >/dev/null
 
-    mkdir -p "$RUN_DIR/maildir"
+    # Python's Maildir makes its folders only when the root is missing.
+    mkdir -p "$RUN_DIR/maildir/new" "$RUN_DIR/maildir/cur" "$RUN_DIR/maildir/tmp"
     log "starting the SMTP sink on 127.0.0.1:$SMTP_PORT, notifier and analytics (gRPC 127.0.0.1:$ANALYTICS_PORT); EVENTS_PREFIX=$BENCH_EVENTS_PREFIX; logs in $RUN_DIR"
     start smtp env PYTHONPATH="$ROOT/crates/test-support" "$PYTHON" -m aiosmtpd -n \
         -l "127.0.0.1:$SMTP_PORT" -c smtp_sink.Sink "$RUN_DIR/maildir"

@@ -62,7 +62,11 @@ impl Subjects {
     }
 
     /// The two durable consumers. A new durable consumer starts at the
-    /// beginning of its stream, which is what a rebuild relies on.
+    /// beginning of its stream, which is what a rebuild relies on. Every
+    /// event is a few inserts of rows of its own (figures are computed at
+    /// query time), so booking events are applied several at once; the one
+    /// shared row, a showtime's capacity, is the same in each of its
+    /// bookings.
     pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
         vec![
             ConsumerSpec::new(
@@ -72,7 +76,8 @@ impl Subjects {
                     self.booking_confirmed.clone(),
                     self.booking_rejected.clone(),
                 ],
-            ),
+            )
+            .concurrent(4),
             ConsumerSpec::new(
                 &self.payments_stream,
                 PAYMENTS_CONSUMER,
