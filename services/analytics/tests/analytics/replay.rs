@@ -57,13 +57,18 @@ async fn a_malformed_event_is_dead_lettered_and_the_stream_moves_on() {
     analytics.settled().await;
 
     let dead = analytics.dead_letters().await;
+    // Booking events are handled several at once: the letters may come in
+    // either order.
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert!(
-        dead[0].1.contains("not a BookingConfirmed"),
-        "{}",
-        dead[0].1
+        dead.iter()
+            .any(|(_, e)| e.contains("not a BookingConfirmed")),
+        "{dead:?}"
     );
-    assert!(dead[1].1.contains("without seats"), "{}", dead[1].1);
+    assert!(
+        dead.iter().any(|(_, e)| e.contains("without seats")),
+        "{dead:?}"
+    );
     let totals = analytics
         .client
         .get_totals(pb::GetTotalsRequest {})

@@ -296,9 +296,16 @@ async fn a_malformed_event_is_dead_lettered_and_a_later_good_event_still_applies
         .fetch_all(f.seating.pool())
         .await
         .unwrap();
+    // Checkout events are handled several at once: the letters may come
+    // in either order.
     assert_eq!(letters.len(), 2, "{letters:?}");
-    assert!(letters[0].contains("CheckoutCompleted"), "{letters:?}");
-    assert!(letters[1].contains("no hold"), "{letters:?}");
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.contains("not a CheckoutCompleted")),
+        "{letters:?}"
+    );
+    assert!(letters.iter().any(|l| l.contains("no hold")), "{letters:?}");
     assert_eq!(
         count(f.seating.pool(), "SELECT count(*) FROM bookings").await,
         1
