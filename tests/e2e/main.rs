@@ -145,24 +145,7 @@ impl Environment {
         path: &str,
         body: serde_json::Value,
     ) -> Session {
-        let csrf = http
-            .get(self.url("/api/v1/auth/csrf"))
-            .send()
-            .await
-            .expect("the gateway answers");
-        let cookie = cookie_of(&csrf, "bms_csrf");
-        let token: serde_json::Value = csrf.json().await.expect("a token");
-        let response = http
-            .post(self.url(path))
-            .header("cookie", cookie)
-            .header(
-                "x-csrf-token",
-                token["csrf_token"].as_str().unwrap_or_default(),
-            )
-            .json(&body)
-            .send()
-            .await
-            .expect("the gateway answers");
+        let response = self.anonymous_post(http, path, body).await;
         assert!(
             response.status().is_success(),
             "{path}: {}",
@@ -231,6 +214,54 @@ impl Environment {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway_url)
+    }
+
+    /// The `.eml` files the notifier has written, once there is at least
+    /// one (bounded: 10 s).
+    async fn emails(&self) -> Vec<std::path::PathBuf> {
+        let mut emails = Vec::new();
+        for _ in 0..100 {
+            emails = std::fs::read_dir(&self.mail_dir)
+                .map(|dir| {
+                    dir.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if !emails.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        emails
+    }
+
+    /// A JSON call without a session, carrying the anonymous CSRF pair
+    /// (cookie and header) as a browser's script would.
+    async fn anonymous_post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let csrf = http
+            .get(self.url("/api/v1/auth/csrf"))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let cookie = cookie_of(&csrf, "bms_csrf");
+        let token: serde_json::Value = csrf.json().await.expect("a token");
+        http.post(self.url(path))
+            .header("cookie", cookie)
+            .header(
+                "x-csrf-token",
+                token["csrf_token"].as_str().unwrap_or_default(),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("the gateway answers")
     }
 }
 
@@ -601,21 +632,7 @@ async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
     assert!(profile.contains(&reference));
 
     // The confirmation email, once, with the facts.
-    let mut emails = Vec::new();
-    for _ in 0..100 {
-        emails = std::fs::read_dir(&env.mail_dir)
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if !emails.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let emails = env.emails().await;
     assert_eq!(emails.len(), 1, "exactly one email: {emails:?}");
     let raw = std::fs::read(&emails[0]).expect("the email");
     let email = mail_parser::MessageParser::default()
@@ -666,6 +683,102 @@ async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
         .await
         .expect("the dashboard");
     assert_eq!(refused.status(), 403, "customers never see the dashboard");
+
+    tokio::time::timeout(Duration::from_secs(20), async {
+        assert!(all.terminate().await.success(), "`all` exits cleanly");
+    })
+    .await
+    .expect("`all` stops");
+}
+
+/// A forgotten password, across the system: the gateway's reset event
+/// reaches the notifier over JetStream, the email carries the link, its
+/// token sets a new password once, and the old password and the old
+/// session stop working. An unknown address gets the same answer and no
+/// email.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_through_the_emailed_link() {
+    let env = Environment::new().await;
+    env.migrate_and_seed().await;
+    let all = env.start("all");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    processes::wait_until_ready(&http, &env.url("/readyz")).await;
+    let before = env.sign_up(&http, "gus@example.com", "Gus").await;
+
+    let ask = |email: &'static str| {
+        env.anonymous_post(
+            &http,
+            "/api/v1/auth/password-reset",
+            serde_json::json!({ "email": email }),
+        )
+    };
+    let unknown = ask("nobody@example.com").await;
+    assert_eq!(unknown.status(), 202);
+    let unknown = unknown.text().await.expect("a body");
+    let known = ask("GUS@example.com").await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(
+        known.text().await.expect("a body"),
+        unknown,
+        "the same answer whether the account exists or not"
+    );
+
+    let emails = env.emails().await;
+    assert_eq!(
+        emails.len(),
+        1,
+        "one email, to the account only: {emails:?}"
+    );
+    let raw = std::fs::read(&emails[0]).expect("the email");
+    let email = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a parsable email");
+    let to = email
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(to, "gus@example.com");
+    let text = email.body_text(0).expect("a text part").into_owned();
+    let link = text
+        .split_whitespace()
+        .find(|word| word.starts_with(&env.url("/reset-password?token=")))
+        .unwrap_or_else(|| panic!("a reset link to the gateway: {text}"));
+    let token = link.split("token=").nth(1).expect("a token").to_owned();
+
+    let confirm = || {
+        env.anonymous_post(
+            &http,
+            "/api/v1/auth/password-reset/confirm",
+            serde_json::json!({ "token": token, "password": "a brand new password" }),
+        )
+    };
+    assert_eq!(confirm().await.status(), 200);
+    assert_eq!(confirm().await.status(), 400, "the link works once");
+
+    let old_password = env
+        .anonymous_post(
+            &http,
+            "/api/v1/auth/login",
+            serde_json::json!({ "email": "gus@example.com", "password": "e2e password 1" }),
+        )
+        .await;
+    assert_eq!(old_password.status(), 401, "the old password is gone");
+    let after = env
+        .sign_in(&http, "gus@example.com", "a brand new password")
+        .await;
+    let me = get_json(&http, &env.url("/api/v1/me"), Some(&after)).await;
+    assert_eq!(me["email"], "gus@example.com");
+    let old_session = before
+        .on(http.get(env.url("/api/v1/me")))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(old_session.status(), 401, "the reset ended every session");
 
     tokio::time::timeout(Duration::from_secs(20), async {
         assert!(all.terminate().await.success(), "`all` exits cleanly");
