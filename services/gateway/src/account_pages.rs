@@ -10,12 +10,11 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::Datelike as _;
 use http::{StatusCode, header};
@@ -28,7 +27,7 @@ use crate::error::{Error, PageError};
 use crate::session::{SignedIn, Staff, Visitor};
 use crate::views::{
     AdminPage, ForgotPasswordPage, Notice, ProfilePage, ResetPasswordPage, SignInPage, SignUpPage,
-    TicketStub,
+    TicketStub, respond,
 };
 
 /// The account routes, for [`crate::router`].
@@ -69,14 +68,6 @@ fn error_notice(error: &Error) -> Notice {
         is_error: true,
         message: error.message().to_owned(),
     }
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Result<Response, PageError> {
-    let html = page.render().map_err(|error| {
-        tracing::error!(%error, "cannot render an account page");
-        PageError(Error::internal())
-    })?;
-    Ok((status, Html(html)).into_response())
 }
 
 /// Mistakes a person can fix on the same page; anything else (a dependency
@@ -121,7 +112,7 @@ async fn sign_in_page(
     if visitor.session.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    render(
+    respond(
         StatusCode::OK,
         &SignInPage {
             nav: visitor.nav(),
@@ -159,7 +150,7 @@ async fn sign_in(
         .await
     {
         Ok(session) => Ok(signed_in_redirect(&state, &session, &next)),
-        Err(error) if fixable(&error) => render(
+        Err(error) if fixable(&error) => respond(
             error.status(),
             &SignInPage {
                 nav: visitor.nav(),
@@ -182,7 +173,7 @@ async fn sign_up_page(
     if visitor.session.is_some() {
         return Ok(Redirect::to("/profile").into_response());
     }
-    render(
+    respond(
         StatusCode::OK,
         &SignUpPage {
             nav: visitor.nav(),
@@ -227,7 +218,7 @@ async fn sign_up(
             }
             Ok(signed_in_redirect(&state, &session, &next))
         }
-        Err(error) if fixable(&error) => render(
+        Err(error) if fixable(&error) => respond(
             error.status(),
             &SignUpPage {
                 nav: visitor.nav(),
@@ -277,7 +268,7 @@ pub const RESET_REQUESTED: &str = "If an account exists for that address, we hav
 
 /// `GET /password-reset`.
 async fn forgot_page(visitor: Visitor) -> Result<Response, PageError> {
-    render(
+    respond(
         StatusCode::OK,
         &ForgotPasswordPage {
             nav: visitor.nav(),
@@ -319,7 +310,7 @@ async fn request_reset(
         ),
         Err(error) => return Err(error.into()),
     };
-    render(
+    respond(
         status,
         &ForgotPasswordPage {
             nav: visitor.nav(),
@@ -343,7 +334,7 @@ async fn reset_page(
 ) -> Result<Response, PageError> {
     let token = query.ok().and_then(|q| q.0.token).unwrap_or_default();
     let usable = state.accounts.reset_link_is_usable(&token).await?;
-    render(
+    respond(
         if usable {
             StatusCode::OK
         } else {
@@ -378,7 +369,7 @@ async fn reset_password(
         .reset_password(&form.token, &form.password)
         .await
     {
-        Ok(()) => render(
+        Ok(()) => respond(
             StatusCode::OK,
             &SignInPage {
                 nav: Default::default(),
@@ -402,7 +393,7 @@ async fn reset_password(
         }),
         Err(error) if fixable(&error) => {
             let usable = state.accounts.reset_link_is_usable(&form.token).await?;
-            render(
+            respond(
                 error.status(),
                 &ResetPasswordPage {
                     nav: visitor.nav(),
@@ -423,7 +414,7 @@ async fn profile(
     State(state): State<Arc<AppState>>,
     user: SignedIn,
 ) -> Result<Response, PageError> {
-    render(StatusCode::OK, &profile_page(&state, &user, None).await)
+    respond(StatusCode::OK, &profile_page(&state, &user, None).await)
 }
 
 async fn profile_page(state: &AppState, user: &SignedIn, notice: Option<Notice>) -> ProfilePage {
@@ -508,12 +499,12 @@ async fn update_profile(
                 is_error: false,
                 message: "Your name has been saved.".to_owned(),
             };
-            render(
+            respond(
                 StatusCode::OK,
                 &profile_page(&state, &user, Some(notice)).await,
             )
         }
-        Err(error) if fixable(&error) => render(
+        Err(error) if fixable(&error) => respond(
             error.status(),
             &profile_page(&state, &user, Some(error_notice(&error))).await,
         ),
@@ -550,12 +541,12 @@ async fn change_password(
         Err(error) if fixable(&error) => (error.status(), error_notice(&error)),
         Err(error) => return Err(error.into()),
     };
-    render(status, &profile_page(&state, &user, Some(notice)).await)
+    respond(status, &profile_page(&state, &user, Some(notice)).await)
 }
 
 /// `GET /admin`: staff only.
 async fn admin_home(Staff(staff): Staff) -> Result<Response, PageError> {
-    render(
+    respond(
         StatusCode::OK,
         &AdminPage {
             nav: staff.visitor.nav(),

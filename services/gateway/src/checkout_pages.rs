@@ -27,7 +27,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::StatusCode;
 use serde::Deserialize;
@@ -37,7 +37,7 @@ use crate::error::{ApiError, Error, ErrorBody, PageError};
 use crate::local_time;
 use crate::resources::{Booking, Checkout, CheckoutStatus};
 use crate::session::SignedIn;
-use crate::views::Nav;
+use crate::views::{self, Nav};
 
 /// The checkout routes (pages and API), for [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
@@ -90,14 +90,10 @@ async fn start_checkout(
                 seats_href: String::new(),
                 pay_href: checkout.url.clone(),
             };
-            let html = page.render().map_err(|error| {
-                tracing::error!(%error, "cannot render the checkout page");
-                PageError(Error::internal())
-            })?;
             Ok((
                 StatusCode::OK,
                 [(http::header::CACHE_CONTROL, "no-store")],
-                Html(html),
+                views::render(&page)?,
             )
                 .into_response())
         }
@@ -281,11 +277,7 @@ async fn success(
             page.pay_href = checkout.url.clone();
         }
     }
-    let html = page.render().map_err(|error| {
-        tracing::error!(%error, "cannot render the checkout page");
-        PageError(Error::internal())
-    })?;
-    Ok((StatusCode::OK, Html(html)).into_response())
+    views::respond(StatusCode::OK, &page)
 }
 
 /// `GET /checkout/cancel?session_id=…`: the buyer left the payment page.

@@ -31,7 +31,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::{StreamExt as _, stream};
@@ -47,7 +47,7 @@ use crate::error::{Error, PageError};
 use crate::local_time;
 use crate::money::{self, Money};
 use crate::session::Staff;
-use crate::views::{Nav, Notice};
+use crate::views::{self, Nav, Notice};
 
 /// The dashboard routes, for [`crate::router`] (staff only there).
 pub fn routes() -> Router<Arc<AppState>> {
@@ -252,11 +252,7 @@ async fn dashboard(
         notice,
         figures,
     };
-    let html = page.render().map_err(|error| {
-        tracing::error!(%error, "cannot render the dashboard");
-        PageError(Error::internal())
-    })?;
-    Ok((StatusCode::OK, Html(html)).into_response())
+    views::respond(StatusCode::OK, &page)
 }
 
 /// `GET /admin/bookings.csv?from&to`: the bookings of the range as CSV.

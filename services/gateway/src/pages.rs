@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
@@ -32,7 +31,9 @@ use crate::film_filter::{FilmFilter, FilmListQuery, HOME_PAGE_SIZE};
 use crate::poster;
 use crate::seat_selection::SeatSelection;
 use crate::session::{SignedIn, Visitor};
-use crate::views::{ChosenFilter, FilmDetailsPage, HomePage, Notice, SeatPageState, ShowtimePage};
+use crate::views::{
+    ChosenFilter, FilmDetailsPage, HomePage, Notice, SeatPageState, ShowtimePage, render,
+};
 
 /// The page routes, for [`crate::router`].
 pub fn routes() -> Router<Arc<AppState>> {
@@ -284,11 +285,4 @@ pub async fn not_found() -> PageError {
     PageError(Error::NotFound(
         "There is no page at this address. The film list is a good place to start.".to_owned(),
     ))
-}
-
-fn render(page: &impl Template) -> Result<Html<String>, PageError> {
-    page.render().map(Html).map_err(|error| {
-        tracing::error!(%error, "cannot render a page");
-        PageError(Error::internal())
-    })
 }

@@ -15,7 +15,7 @@ use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use http::StatusCode;
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use crate::programme::{
     CinemaEntry, CinemaForm, FieldError, FilmForm, ProgrammeError, ScreenForm, ShowtimeForm,
 };
 use crate::session::Staff;
-use crate::views::{FilterOption, Nav, Notice};
+use crate::views::{FilterOption, Nav, Notice, respond};
 
 /// The programme routes, for [`crate::router`] (staff only there).
 pub fn routes() -> Router<Arc<AppState>> {
@@ -158,14 +158,6 @@ pub struct FilmShowtimesPage {
     pub slots: Vec<(String, String)>,
 }
 
-fn render(status: StatusCode, page: &impl Template) -> Result<Response, PageError> {
-    let html = page.render().map_err(|error| {
-        tracing::error!(%error, "cannot render a staff page");
-        PageError(Error::internal())
-    })?;
-    Ok((status, Html(html)).into_response())
-}
-
 fn form_error(rejection: FormRejection) -> Error {
     Error::BadRequest(format!(
         "The form could not be read: {}",
@@ -245,7 +237,7 @@ fn saved_or_form(
             fields: errors,
         }) => {
             let (fields, notice) = with_errors(fields, &message, &errors);
-            render(
+            respond(
                 StatusCode::BAD_REQUEST,
                 &form_page(staff, spec, fields, Some(notice)),
             )
@@ -280,7 +272,7 @@ async fn overview(
         }
         .to_owned(),
     });
-    render(
+    respond(
         StatusCode::OK,
         &ProgrammePage {
             nav: staff.0.visitor.nav(),
@@ -358,7 +350,7 @@ async fn new_film(staff: Staff) -> Result<Response, PageError> {
         film_fields(&FilmForm::default()),
         None,
     );
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn create_film(
@@ -390,7 +382,7 @@ async fn edit_film(
         film_fields(&film.form),
         None,
     );
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn update_film(
@@ -439,7 +431,7 @@ async fn film_showtimes(
             })
         })
         .collect();
-    render(
+    respond(
         StatusCode::OK,
         &FilmShowtimesPage {
             nav: staff.0.visitor.nav(),
@@ -483,7 +475,7 @@ async fn new_cinema(staff: Staff) -> Result<Response, PageError> {
         ..Default::default()
     };
     let page = form_page(&staff, cinema_spec(None, ""), cinema_fields(&form), None);
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn create_cinema(
@@ -525,7 +517,7 @@ async fn edit_cinema(
         cinema_fields(&cinema.form),
         None,
     );
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn update_cinema(
@@ -590,7 +582,7 @@ async fn new_screen(
         screen_fields(&ScreenForm::default()),
         None,
     );
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn create_screen(
@@ -631,7 +623,7 @@ async fn edit_screen(
         screen_fields(&screen.form),
         None,
     );
-    render(StatusCode::OK, &page)
+    respond(StatusCode::OK, &page)
 }
 
 async fn update_screen(
@@ -722,7 +714,7 @@ async fn new_showtime(
         ..Default::default()
     };
     let fields = showtime_fields(&state, &form).await?;
-    render(
+    respond(
         StatusCode::OK,
         &form_page(&staff, showtime_spec(None, ""), fields, None),
     )
@@ -761,7 +753,7 @@ async fn edit_showtime(
     let Path(id) = id.map_err(Error::from)?;
     let showtime = state.catalog.showtime_for_editing(&id).await?;
     let fields = showtime_fields(&state, &showtime.form).await?;
-    render(
+    respond(
         StatusCode::OK,
         &form_page(
             &staff,

@@ -7,9 +7,12 @@
 //! `templates/`; `base.html` carries the layout, the stylesheet and the script.
 
 use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
 
 use chrono::SecondsFormat;
 
+use crate::error::{Error, PageError};
 use crate::local_time;
 use crate::money::Money;
 use crate::resources::{
@@ -843,4 +846,19 @@ pub struct AdminPage {
     pub csrf_token: String,
     pub display_name: String,
     pub notice: Option<Notice>,
+}
+
+/// A page's HTML. A template that cannot render is a bug: it is logged with
+/// the template's name and the visitor gets the error page.
+pub fn render(page: &impl Template) -> Result<Html<String>, PageError> {
+    page.render().map(Html).map_err(|error| {
+        let template = std::any::type_name_of_val(page);
+        tracing::error!(%error, template, "cannot render a page");
+        PageError(Error::internal())
+    })
+}
+
+/// [`render`], answered with `status`.
+pub fn respond(status: StatusCode, page: &impl Template) -> Result<Response, PageError> {
+    Ok((status, render(page)?).into_response())
 }
