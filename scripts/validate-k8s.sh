@@ -597,6 +597,16 @@ for overlay, rendered, overlay_dir in triples:
             err(f"StatefulSet/{name}: {replicas} replicas, but the cluster routes name pods {routes}")
         if replicas == 1 and routes:
             err(f"StatefulSet/{name}: one replica, yet nats.conf routes to a cluster (it would wait for peers)")
+        # The migrate Job gives every event stream NATS_STREAM_REPLICAS copies.
+        for cm_name, cm in configmaps.items():
+            wanted = (cm.get("data") or {}).get("NATS_STREAM_REPLICAS")
+            if wanted is None:
+                continue
+            if not str(wanted).isdigit() or not 1 <= int(wanted) <= replicas:
+                err(f"ConfigMap/{cm_name}: NATS_STREAM_REPLICAS={wanted}, but NATS runs {replicas} node(s)")
+            elif replicas >= 3 and int(wanted) < 3:
+                err(f"ConfigMap/{cm_name}: NATS_STREAM_REPLICAS={wanted} on {replicas} NATS nodes: "
+                    "losing one node's volume would lose events (use 3)")
 
     # Databases: what the URLs name exists in the bootstrap lists.
     unknown = db_names_used - compose_dbs

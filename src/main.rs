@@ -118,6 +118,13 @@ enum Command {
         notifier: notifier::Config,
         #[command(flatten)]
         analytics: analytics::Config,
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// Copies JetStream keeps of each event stream: 1 on a single NATS
+        /// server, 3 on production's three-node cluster (so losing a node
+        /// loses no event). Applied to existing streams too.
+        #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = 1)]
+        stream_replicas: usize,
     },
     /// Load the demo programme and the demo accounts (idempotent: run it as
     /// often as you like).
@@ -356,6 +363,8 @@ async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
             payments,
             notifier,
             analytics,
+            nats,
+            stream_replicas,
         } => {
             catalog.migrate().await.context("migrating catalog")?;
             tracing::info!("catalog database is up to date");
@@ -369,6 +378,15 @@ async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
             tracing::info!("notifier database is up to date");
             analytics.migrate().await.context("migrating analytics")?;
             tracing::info!("analytics database is up to date");
+            let jetstream =
+                async_nats::jetstream::new(platform::nats::connect(&nats.nats_url).await?);
+            platform::nats::declare_streams(
+                &jetstream,
+                &platform::nats::event_streams(&nats.events_prefix),
+                stream_replicas,
+            )
+            .await?;
+            tracing::info!(replicas = stream_replicas, "event streams are declared");
             Ok(())
         }
         Command::Admin { command, gateway } => match command {

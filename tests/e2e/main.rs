@@ -4,6 +4,7 @@
 //! `browser.rs`) by a real headless Chromium.
 
 mod browser;
+mod faults;
 mod processes;
 mod trace_propagation;
 mod webdriver;
@@ -29,9 +30,9 @@ struct Environment {
     catalog_db: test_support::TestDb,
     seating_db: test_support::TestDb,
     _gateway_db: test_support::TestDb,
-    _payments_db: test_support::TestDb,
-    _notifier_db: test_support::TestDb,
-    _analytics_db: test_support::TestDb,
+    payments_db: test_support::TestDb,
+    notifier_db: test_support::TestDb,
+    analytics_db: test_support::TestDb,
     /// Where the notifier writes emails (no SMTP_URL in these runs).
     mail_dir: std::path::PathBuf,
     _streams: test_support::TestStreams,
@@ -96,13 +97,22 @@ impl Environment {
             catalog_db,
             seating_db,
             _gateway_db: gateway_db,
-            _payments_db: payments_db,
-            _notifier_db: notifier_db,
-            _analytics_db: analytics_db,
+            payments_db,
+            notifier_db,
+            analytics_db,
             mail_dir,
             _streams: streams,
             vars,
             gateway_url,
+        }
+    }
+
+    /// Sets (or replaces) one variable every role started afterwards gets.
+    fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.vars.push((name.to_owned(), value)),
         }
     }
 
@@ -169,27 +179,35 @@ impl Environment {
     /// answers `/metrics` (the notifier has nothing else to ask).
     async fn start_services(&self) -> System {
         let mut roles: Vec<Role> = SERVICES.iter().map(|role| self.start(role)).collect();
-        let mut checks: Vec<Readiness> = [
-            "CATALOG_GRPC_ADDR",
-            "SEATING_GRPC_ADDR",
-            "PAYMENTS_GRPC_ADDR",
-            "ANALYTICS_GRPC_ADDR",
-        ]
-        .iter()
-        .map(|variable| Readiness::Listening(self.var(variable).to_owned()))
-        .collect();
-        checks.push(Readiness::Answers(self.url("/readyz")));
-        checks.push(Readiness::Answers(format!(
-            "{}/readyz",
-            self.var("PAYMENTS_PUBLIC_URL")
-        )));
-        checks.extend(
-            roles
-                .iter()
-                .map(|role| Readiness::Answers(role.metrics_url.clone())),
-        );
+        let checks: Vec<Readiness> = roles.iter().flat_map(|r| self.readiness(r)).collect();
         processes::wait_until_serving(&mut roles, &checks).await;
         System { roles }
+    }
+
+    /// What `role` answers once it serves: its gRPC listener, `/readyz` of
+    /// the gateway and of the payments pages, and `/metrics` (all the
+    /// notifier has to ask).
+    fn readiness(&self, role: &Role) -> Vec<Readiness> {
+        let mut checks = vec![Readiness::Answers(role.metrics_url.clone())];
+        let listener = match role.name() {
+            "catalog" => Some("CATALOG_GRPC_ADDR"),
+            "seating" => Some("SEATING_GRPC_ADDR"),
+            "payments" => Some("PAYMENTS_GRPC_ADDR"),
+            "analytics" => Some("ANALYTICS_GRPC_ADDR"),
+            _ => None,
+        };
+        if let Some(variable) = listener {
+            checks.push(Readiness::Listening(self.var(variable).to_owned()));
+        }
+        match role.name() {
+            "gateway" => checks.push(Readiness::Answers(self.url("/readyz"))),
+            "payments" => checks.push(Readiness::Answers(format!(
+                "{}/readyz",
+                self.var("PAYMENTS_PUBLIC_URL")
+            ))),
+            _ => {}
+        }
+        checks
     }
 
     /// The id of the film's first upcoming showtime (the API lists them by
@@ -277,6 +295,29 @@ impl System {
             .iter()
             .find(|role| role.name() == name)
             .unwrap_or_else(|| panic!("no {name} role is running"))
+    }
+
+    /// Stops `name` (SIGTERM, asserting a clean exit; or SIGKILL, a crash),
+    /// starts it again with the same settings, and waits until it serves.
+    async fn restart(&mut self, env: &Environment, name: &str, crash: bool) {
+        let at = self
+            .roles
+            .iter()
+            .position(|role| role.name() == name)
+            .unwrap_or_else(|| panic!("no {name} role is running"));
+        let old = self.roles.remove(at);
+        if crash {
+            old.kill().await;
+        } else {
+            assert!(
+                old.terminate().await.success(),
+                "{name} exits cleanly on SIGTERM"
+            );
+        }
+        let role = env.start(name);
+        let checks = env.readiness(&role);
+        self.roles.insert(at, role);
+        processes::wait_until_serving(&mut self.roles, &checks).await;
     }
 
     /// Stops every service with SIGTERM, the gateway first (as a rollout

@@ -86,6 +86,11 @@ impl Role {
             .unwrap_or_else(|_| panic!("{} did not stop within 15 s of SIGTERM", self.name))
             .expect("waiting for the role")
     }
+
+    /// Kills the process outright (SIGKILL), as a crash or an OOM kill would.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("killing the role");
+    }
 }
 
 /// A TCP port nobody listened on a moment ago.

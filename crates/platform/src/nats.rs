@@ -43,13 +43,16 @@ pub fn subject(prefix: &str, subject: &str) -> String {
     }
 }
 
-/// Connects to NATS, failing with a message that says what to do.
+/// Connects to NATS, failing with a message that says what to do. `url` may
+/// list several servers of one cluster, comma-separated; the client picks
+/// one and fails over to the others.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
     async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
         .name("bookmyseat")
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| {
             format!(
@@ -58,34 +61,91 @@ pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
         })
 }
 
-/// Creates each stream, or leaves an existing one as it is.
+/// Creates each stream, or leaves an existing one as it is (its replica
+/// count included: that is [`declare_streams`]' business).
 pub async fn ensure_streams(
     jetstream: &jetstream::Context,
     specs: &[StreamSpec],
 ) -> anyhow::Result<()> {
     for spec in specs {
-        jetstream
-            .get_or_create_stream(stream::Config {
-                name: spec.name.clone(),
-                subjects: spec.subjects.clone(),
-                retention: stream::RetentionPolicy::Limits,
-                storage: stream::StorageType::File,
-                // Long enough to replay analytics from the start; the
-                // duplicate window covers outbox relays that retry.
-                max_age: Duration::from_secs(60 * 60 * 24 * 365),
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| {
-                format!(
-                    "cannot create JetStream stream {}; is JetStream enabled (nats-server -js)?",
-                    spec.name
-                )
-            })?;
+        create_stream(jetstream, spec, 1).await?;
     }
     Ok(())
+}
+
+/// Creates each stream with `replicas` copies, or changes an existing
+/// stream's replica count to `replicas`. Run by `bookmyseat migrate` with
+/// `NATS_STREAM_REPLICAS`: production's three-node JetStream keeps three
+/// copies of every event, so losing a node loses none (services only
+/// [`ensure_streams`], so a service started before the migration cannot
+/// undo it). Replicas beyond the cluster's size are refused by NATS.
+pub async fn declare_streams(
+    jetstream: &jetstream::Context,
+    specs: &[StreamSpec],
+    replicas: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=5).contains(&replicas),
+        "NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit), not {replicas}"
+    );
+    for spec in specs {
+        let mut stream = create_stream(jetstream, spec, replicas).await?;
+        let config = stream
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("reading JetStream stream {}", spec.name))?
+            .config
+            .clone();
+        if config.num_replicas != replicas {
+            let from = config.num_replicas;
+            jetstream
+                .update_stream(stream::Config {
+                    num_replicas: replicas,
+                    ..config
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| {
+                    format!(
+                        "changing JetStream stream {} from {from} to {replicas} replicas; \
+                         does the NATS cluster have {replicas} JetStream nodes?",
+                        spec.name
+                    )
+                })?;
+            tracing::info!(stream = %spec.name, from, to = replicas, "stream replicas changed");
+        }
+    }
+    Ok(())
+}
+
+async fn create_stream(
+    jetstream: &jetstream::Context,
+    spec: &StreamSpec,
+    replicas: usize,
+) -> anyhow::Result<stream::Stream> {
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: spec.name.clone(),
+            subjects: spec.subjects.clone(),
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            // Long enough to replay analytics from the start; the
+            // duplicate window covers outbox relays that retry.
+            max_age: Duration::from_secs(60 * 60 * 24 * 365),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| {
+            format!(
+                "cannot create JetStream stream {} with {replicas} replica(s); \
+                 is JetStream enabled (nats-server -js)?",
+                spec.name
+            )
+        })
 }
 
 #[cfg(test)]

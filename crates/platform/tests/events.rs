@@ -11,6 +11,7 @@ use platform::outbox::{self, OutboxEvent, RelaySettings, RelayWaker};
 use platform::{Shutdown, nats};
 use sqlx::{PgConnection, PgPool};
 use test_support::eventually;
+use test_support::nats::NatsServer;
 use uuid::Uuid;
 
 fn nats_url() -> String {
@@ -172,12 +173,8 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
 #[tokio::test]
 async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
     let db = database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("nats://127.0.0.1:{port}");
+    let mut server = NatsServer::unstarted();
+    let url = server.url();
     // Nothing listens yet: the client keeps trying in the background.
     let jetstream = jetstream::new(nats::connect(&url).await.unwrap());
     let subject = "orders.placed";
@@ -202,22 +199,7 @@ async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
         "nothing can be published yet"
     );
 
-    let store = tempdir();
-    let mut server = tokio::process::Command::new(nats_server())
-        .args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-sd",
-            &store,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nats-server starts (make test installs it)");
+    server.restart().await;
     eventually("the stream can be created", || async {
         jetstream
             .get_or_create_stream(stream::Config {
@@ -245,8 +227,6 @@ async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
 
     shutdown.trigger();
     relay.await.unwrap();
-    server.kill().await.unwrap();
-    let _ = std::fs::remove_dir_all(&store);
 }
 
 #[tokio::test]
@@ -335,26 +315,6 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
     shutdown.trigger();
     running.await.unwrap().unwrap();
     jetstream.delete_stream(&stream_name).await.unwrap();
-}
-
-fn nats_server() -> String {
-    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
-        [
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-            "/usr/local/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("nats-server")
-        .to_owned()
-    })
-}
-
-fn tempdir() -> String {
-    let dir = std::env::temp_dir().join(format!("bookmyseat-nats-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.to_string_lossy().into_owned()
 }
 
 /// Lets each message through only once `width` of them are in hand at the

@@ -19,6 +19,7 @@
 //! fails and says how to start it (`make test` does).
 
 pub mod analytics;
+pub mod nats;
 pub mod otlp;
 pub mod payments;
 pub mod smtp;

@@ -89,14 +89,16 @@ impl std::fmt::Debug for Config {
 #[group(id = "notifier_settings")]
 pub struct Settings {
     /// Send attempts per delivery of an event before it is dead-lettered.
-    #[arg(long, env = "NOTIFIER_SMTP_ATTEMPTS", default_value_t = 6)]
+    /// With the default pauses, ten attempts ride out about six minutes of
+    /// relay outage (a restart, a failover) before an email is given up.
+    #[arg(long, env = "NOTIFIER_SMTP_ATTEMPTS", default_value_t = 10)]
     pub notifier_smtp_attempts: u32,
     /// Pause after the first failed attempt, in milliseconds; doubles after
     /// each further one.
     #[arg(long, env = "NOTIFIER_SMTP_BACKOFF_MS", default_value_t = 1_000)]
     pub notifier_smtp_backoff_ms: u64,
     /// Longest pause between attempts, in milliseconds.
-    #[arg(long, env = "NOTIFIER_SMTP_MAX_BACKOFF_MS", default_value_t = 30_000)]
+    #[arg(long, env = "NOTIFIER_SMTP_MAX_BACKOFF_MS", default_value_t = 120_000)]
     pub notifier_smtp_max_backoff_ms: u64,
     /// Upper bound for one SMTP send (connect, TLS, dialogue), in milliseconds.
     #[arg(long, env = "NOTIFIER_SMTP_TIMEOUT_MS", default_value_t = 20_000)]
@@ -113,9 +115,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            notifier_smtp_attempts: 6,
+            notifier_smtp_attempts: 10,
             notifier_smtp_backoff_ms: 1_000,
-            notifier_smtp_max_backoff_ms: 30_000,
+            notifier_smtp_max_backoff_ms: 120_000,
             notifier_smtp_timeout_ms: 20_000,
             notifier_db_pool_size: 8,
             notifier_events_prefix: String::new(),
