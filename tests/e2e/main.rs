@@ -6,6 +6,7 @@
 mod browser;
 mod faults;
 mod processes;
+mod stripe;
 mod trace_propagation;
 mod webdriver;
 
