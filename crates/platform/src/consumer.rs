@@ -12,13 +12,20 @@
 //! the stream; a *transient* one (a database or peer outage) rolls back and
 //! asks for redelivery with backoff, and only after the last allowed delivery
 //! is dead-lettered. Either way the message is logged with its id.
+//!
+//! A consumer whose events are independent may apply them in batches
+//! ([`ConsumerSpec::batched`]): the messages already at hand, up to the batch
+//! size, share one transaction (one commit instead of one each, which is most
+//! of what a small event costs). When any of them fails, the batch rolls back
+//! and each is handled on its own as above, so one bad event never takes its
+//! neighbours with it.
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
-use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt as _};
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -87,6 +94,9 @@ pub struct ConsumerSpec {
     /// independent of each other, or serialise what must be ordered in the
     /// database (as seating does with its per-showtime row lock).
     pub concurrency: usize,
+    /// At most this many messages applied in one transaction (1: each its
+    /// own). Only for events independent of each other.
+    pub batch: usize,
 }
 
 impl ConsumerSpec {
@@ -98,6 +108,7 @@ impl ConsumerSpec {
             max_deliver: 8,
             ack_wait: Duration::from_secs(30),
             concurrency: 1,
+            batch: 1,
         }
     }
 
@@ -105,6 +116,15 @@ impl ConsumerSpec {
     pub fn concurrent(self, concurrency: usize) -> Self {
         Self {
             concurrency: concurrency.max(1),
+            ..self
+        }
+    }
+
+    /// The same consumer applying up to `batch` messages already at hand in
+    /// one transaction.
+    pub fn batched(self, batch: usize) -> Self {
+        Self {
+            batch: batch.max(1),
             ..self
         }
     }
@@ -135,7 +155,7 @@ pub async fn run<H: Handler>(
     // One pull request asks for this many: a few per handler, so a busy
     // consumer rarely waits on a request round trip, and a stopping one has
     // little in hand to give back.
-    let batch = (limit * 4).clamp(8, 200);
+    let batch = (limit * 4).max(limit * spec.batch.max(1)).clamp(8, 400);
     // Messages being handled; the next is taken from the batch only while
     // fewer than `limit` are. They live across batches, and on shutdown
     // they finish, so none is left half-handled until its ack wait.
@@ -162,9 +182,22 @@ pub async fn run<H: Handler>(
                                 metrics::gauge!("bookmyseat_consumer_pending", "consumer" => spec.durable.clone())
                                     .set(info.pending as f64);
                             }
+                            let mut group = vec![message];
+                            // Batching takes only what is already here:
+                            // it never waits for company.
+                            while group.len() < spec.batch {
+                                match messages.next().now_or_never() {
+                                    Some(Some(Ok(message))) => group.push(message),
+                                    _ => break,
+                                }
+                            }
                             let (pool, spec, handler) = (&pool, &spec, &handler);
                             in_flight.push(async move {
-                                handle_message(pool, spec, handler, &message).await;
+                                if let [message] = group.as_slice() {
+                                    handle_message(pool, spec, handler, message).await;
+                                } else {
+                                    handle_batch(pool, spec, handler, &group).await;
+                                }
                             });
                         }
                         Some(Err(error)) => {
@@ -334,6 +367,91 @@ pub async fn handle_message<H: Handler>(
     }
     .instrument(span)
     .await
+}
+
+/// Applies `messages` in one transaction, acknowledging each once it has
+/// committed. Should any of them fail (or lack an event id), the batch rolls
+/// back and each message is handled on its own by [`handle_message`], which
+/// retries or dead-letters it alone.
+async fn handle_batch<H: Handler>(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    messages: &[jetstream::Message],
+) {
+    match apply_batch(pool, spec, handler, messages).await {
+        Ok(applied) => {
+            for message in messages {
+                ack(message, AckKind::Ack).await;
+            }
+            metrics::counter!("bookmyseat_consumer_batches_total", "consumer" => spec.durable.clone())
+                .increment(1);
+            for committed in applied {
+                handler.after_commit(committed).await;
+            }
+        }
+        Err(error) => {
+            tracing::debug!(consumer = %spec.durable, size = messages.len(), %error,
+                "batch not applied; handling its events one by one");
+            for message in messages {
+                handle_message(pool, spec, handler, message).await;
+            }
+        }
+    }
+}
+
+/// The batch's transaction: what each applied event left for after the
+/// commit, or the first failure (nothing applied).
+async fn apply_batch<H: Handler>(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    messages: &[jetstream::Message],
+) -> anyhow::Result<Vec<H::Committed>> {
+    let mut tx = pool.begin().await?;
+    let mut applied = Vec::with_capacity(messages.len());
+    for message in messages {
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let event_id = header("Nats-Msg-Id")
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .ok_or_else(|| anyhow::anyhow!("a message without an event id"))?;
+        let event_type = header(crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
+        let subject = message.subject.as_str();
+        let span = tracing::info_span!("event", consumer = %spec.durable, %subject, %event_id);
+        crate::trace_context::set_parent_from_nats(&span, message.headers.as_ref());
+        let delivery = Delivery {
+            event_id,
+            subject,
+            event_type: &event_type,
+            payload: &message.payload,
+        };
+        let first_time = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&spec.durable)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .instrument(span.clone())
+        .await?
+        .rows_affected()
+            == 1;
+        if first_time {
+            let committed = handler
+                .handle(&mut tx, &delivery)
+                .instrument(span)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            applied.push(committed);
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
 }
 
 /// Records the event and applies it in one transaction. `Ok(None)` when it

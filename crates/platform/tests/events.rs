@@ -24,10 +24,14 @@ async fn database() -> test_support::TestDb {
     outbox::ensure_schema(&db.pool)
         .await
         .expect("the schema is idempotent");
-    sqlx::query("CREATE TABLE effects (event_id uuid PRIMARY KEY, payload text NOT NULL)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    // txid: the transaction that applied the event (batches share one).
+    sqlx::query(
+        "CREATE TABLE effects (event_id uuid PRIMARY KEY, payload text NOT NULL, \
+         txid bigint NOT NULL DEFAULT txid_current())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     db
 }
 
@@ -310,6 +314,74 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
     assert!(
         reasons.iter().any(|r| r.contains("Nats-Msg-Id")),
         "{reasons:?}"
+    );
+
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+/// A batched consumer applies the messages at hand in shared transactions;
+/// a bad event in a batch is dead-lettered alone (the batch falls back to
+/// one by one) and an event handled before changes nothing.
+#[tokio::test]
+async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let spec =
+        ConsumerSpec::new(&stream_name, "batched", std::slice::from_ref(&subject)).batched(32);
+    let handled_before = Uuid::new_v4();
+    sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ('batched', $1)")
+        .bind(handled_before)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // Everything is published first, so the consumer finds it all at hand.
+    for i in 0..100 {
+        let (id, payload) = match i {
+            40 => (Uuid::new_v4(), "poison".to_owned()),
+            70 => (handled_before, "handled before".to_owned()),
+            _ => (Uuid::new_v4(), format!("e{i}")),
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.to_string().as_str());
+        jetstream
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(consumer::run(
+        db.pool.clone(),
+        jetstream.clone(),
+        spec,
+        RecordingHandler::default(),
+        shutdown.clone(),
+    ));
+
+    eventually("the good events are applied", || async {
+        count(&db.pool, "SELECT count(*) FROM effects").await == 98
+    })
+    .await;
+    eventually("the poison is dead-lettered", || async {
+        count(&db.pool, "SELECT count(*) FROM dead_letters").await == 1
+    })
+    .await;
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM effects WHERE payload IN ('poison', 'handled before')"
+        )
+        .await,
+        0
+    );
+    let transactions = count(&db.pool, "SELECT count(DISTINCT txid) FROM effects").await;
+    assert!(
+        transactions <= 50,
+        "98 events applied in {transactions} transactions: batches share them"
     );
 
     shutdown.trigger();

@@ -64,9 +64,10 @@ impl Subjects {
     /// The two durable consumers. A new durable consumer starts at the
     /// beginning of its stream, which is what a rebuild relies on. Every
     /// event is a few inserts of rows of its own (figures are computed at
-    /// query time), so booking events are applied several at once; the one
-    /// shared row, a showtime's capacity, is the same in each of its
-    /// bookings.
+    /// query time), so booking events are applied several at once and in
+    /// batches of up to 64 per transaction; the one shared row, a showtime's
+    /// capacity, is written only when it changes (see
+    /// `store::insert_booking`).
     pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
         vec![
             ConsumerSpec::new(
@@ -77,7 +78,8 @@ impl Subjects {
                     self.booking_rejected.clone(),
                 ],
             )
-            .concurrent(4),
+            .concurrent(4)
+            .batched(64),
             ConsumerSpec::new(
                 &self.payments_stream,
                 PAYMENTS_CONSUMER,

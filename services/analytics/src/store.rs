@@ -25,10 +25,16 @@ pub async fn insert_booking(
     connection: &mut PgConnection,
     fact: &BookingFact,
 ) -> sqlx::Result<bool> {
+    // Every booking of a showtime carries its capacity, nearly always the
+    // same: the row is written only when new or changed. (An upsert's
+    // DO UPDATE would lock the row even when nothing changes, serialising
+    // concurrent batches on popular showtimes, or deadlocking them.)
     sqlx::query(
-        "INSERT INTO showtimes (showtime_id, film_id, film_title, cinema_name, starts_at, seats_offered) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (showtime_id) DO UPDATE SET seats_offered = EXCLUDED.seats_offered",
+        "WITH inserted AS ( \
+             INSERT INTO showtimes (showtime_id, film_id, film_title, cinema_name, starts_at, seats_offered) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (showtime_id) DO NOTHING RETURNING 1) \
+         UPDATE showtimes SET seats_offered = $6 \
+         WHERE showtime_id = $1 AND seats_offered <> $6 AND NOT EXISTS (SELECT 1 FROM inserted)",
     )
     .bind(fact.showtime_id)
     .bind(&fact.film_id)
