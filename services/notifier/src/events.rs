@@ -116,17 +116,17 @@ impl Subjects {
     }
 
     /// The three durable consumers, with the given ack wait.
-    pub fn consumer_specs(&self, ack_wait: Duration) -> Vec<ConsumerSpec> {
+    pub fn consumer_specs(&self, ack_wait: Duration, concurrency: usize) -> Vec<ConsumerSpec> {
         let spec = |stream: &str, durable: &str, subjects: &[String]| ConsumerSpec {
             ack_wait,
             ..ConsumerSpec::new(stream, durable, subjects)
         };
         vec![
             // Confirmations are the bulk of the mail and each waits mostly on
-            // SMTP, so several go at once. Each holds a pooled connection
-            // for its whole send (the consumer's transaction) and briefly
-            // needs another for its delivery record: with the default pool
-            // of 8, 4 + 1 + 1 held leaves room for those.
+            // SMTP, so `concurrency` go at once (NOTIFIER_CONCURRENCY). Each
+            // holds a pooled database connection for its whole send (the
+            // consumer's transaction) and briefly needs another for its
+            // delivery record; Settings::validate keeps the pool above that.
             spec(
                 &self.bookings_stream,
                 BOOKINGS_CONSUMER,
@@ -135,7 +135,7 @@ impl Subjects {
                     self.booking_rejected.clone(),
                 ],
             )
-            .concurrent(4),
+            .concurrent(concurrency),
             spec(
                 &self.payments_stream,
                 PAYMENTS_CONSUMER,
@@ -381,7 +381,7 @@ mod tests {
     fn subjects_follow_the_prefix() {
         let subjects = Subjects::new("t1");
         assert_eq!(subjects.booking_confirmed, "t1.bookings.confirmed");
-        let specs = subjects.consumer_specs(Duration::from_secs(60));
+        let specs = subjects.consumer_specs(Duration::from_secs(60), 8);
         assert_eq!(specs[0].stream, "T1_BOOKINGS");
         assert_eq!(specs[1].stream, "T1_PAYMENTS");
         assert_eq!(specs[2].stream, "T1_ACCOUNTS");

@@ -103,8 +103,15 @@ pub struct Settings {
     /// Upper bound for one SMTP send (connect, TLS, dialogue), in milliseconds.
     #[arg(long, env = "NOTIFIER_SMTP_TIMEOUT_MS", default_value_t = 20_000)]
     pub notifier_smtp_timeout_ms: u64,
-    /// Connections in the notifier's database pool.
-    #[arg(long, env = "NOTIFIER_DB_POOL_SIZE", default_value_t = 8)]
+    /// Confirmation emails sent at once, each over its own pooled SMTP
+    /// connection. Most of a send is waiting on the relay, so several in
+    /// flight is what makes throughput.
+    #[arg(long, env = "NOTIFIER_CONCURRENCY", default_value_t = 8)]
+    pub notifier_concurrency: u32,
+    /// Connections in the notifier's database pool (at least
+    /// NOTIFIER_CONCURRENCY + 3: each send holds one, and the other two
+    /// consumers and the delivery records need theirs).
+    #[arg(long, env = "NOTIFIER_DB_POOL_SIZE", default_value_t = 12)]
     pub notifier_db_pool_size: u32,
     /// Prefix for JetStream streams and NATS subjects; empty in production.
     /// Tests set one so parallel tests never share a stream.
@@ -119,7 +126,8 @@ impl Default for Settings {
             notifier_smtp_backoff_ms: 1_000,
             notifier_smtp_max_backoff_ms: 120_000,
             notifier_smtp_timeout_ms: 20_000,
-            notifier_db_pool_size: 8,
+            notifier_concurrency: 8,
+            notifier_db_pool_size: 12,
             notifier_events_prefix: String::new(),
         }
     }
@@ -145,6 +153,18 @@ impl Settings {
             (100..=600_000).contains(&self.notifier_smtp_timeout_ms),
             "NOTIFIER_SMTP_TIMEOUT_MS must be between 100 and 600000, not {}",
             self.notifier_smtp_timeout_ms
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.notifier_concurrency),
+            "NOTIFIER_CONCURRENCY must be between 1 and 64, not {}",
+            self.notifier_concurrency
+        );
+        anyhow::ensure!(
+            self.notifier_db_pool_size >= self.notifier_concurrency + 3,
+            "NOTIFIER_DB_POOL_SIZE ({}) must be at least NOTIFIER_CONCURRENCY + 3 ({}): \
+             each email being sent holds a database connection",
+            self.notifier_db_pool_size,
+            self.notifier_concurrency + 3
         );
         anyhow::ensure!(
             self.retry().ack_wait() <= Duration::from_secs(6 * 60 * 60),
@@ -198,7 +218,7 @@ impl Config {
             self.smtp_url.as_deref(),
             self.smtp_ca_file.as_deref(),
             self.notifier_outbox_dir.clone(),
-            Duration::from_millis(self.settings.notifier_smtp_timeout_ms),
+            &self.settings,
         )
     }
 }
@@ -261,7 +281,7 @@ pub async fn serve(
         shutdown.clone(),
     );
     let mut consumers = tokio::task::JoinSet::new();
-    for spec in subjects.consumer_specs(retry.ack_wait()) {
+    for spec in subjects.consumer_specs(retry.ack_wait(), settings.notifier_concurrency as usize) {
         consumers.spawn(platform::consumer::run(
             pool.clone(),
             jetstream.clone(),
@@ -301,6 +321,15 @@ mod tests {
             ..Default::default()
         };
         assert!(backwards.validate().is_err());
+        let starved = Settings {
+            notifier_concurrency: 16,
+            notifier_db_pool_size: 12,
+            ..Default::default()
+        };
+        assert!(
+            starved.validate().is_err(),
+            "a pool smaller than the sends it must serve is refused"
+        );
         assert!(parse_from("BookMySeat <no-reply@example.com>").is_ok());
         assert!(parse_from("not an address").is_err());
     }

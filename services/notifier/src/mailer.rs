@@ -3,9 +3,10 @@
 //! With `SMTP_URL` set the notifier speaks SMTP through `lettre`
 //! (`smtp://user:pass@host:587?tls=required` for STARTTLS,
 //! `smtps://…:465` for TLS from the first byte, plain `smtp://host:port` for
-//! a local sink such as Mailpit). Connections are pooled (lettre's pool, up to
-//! 10 kept open for a minute): a send reuses one after a `NOOP` says it still
-//! works, which saves the connect, greeting, TLS and login of each email.
+//! a local sink such as Mailpit). Connections are pooled (lettre's pool, one
+//! per concurrent send, `NOTIFIER_CONCURRENCY`, kept open for a minute): a
+//! send reuses one after a `NOOP` says it still works, which saves the
+//! connect, greeting, TLS and login of each email.
 //! Each send is bounded by a timeout.
 //! A relay whose certificate comes from a private CA is trusted through
 //! `SMTP_CA_FILE` (PEM) instead of the public web roots.
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 
@@ -57,8 +59,9 @@ impl Mailer {
         smtp_url: Option<&str>,
         smtp_ca_file: Option<&Path>,
         outbox_dir: PathBuf,
-        timeout: Duration,
+        settings: &crate::Settings,
     ) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(settings.notifier_smtp_timeout_ms);
         match smtp_url.map(str::trim).filter(|url| !url.is_empty()) {
             Some(url) => {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
@@ -68,7 +71,9 @@ impl Mailer {
                              smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465"
                         )
                     })?
-                    .timeout(Some(timeout));
+                    .timeout(Some(timeout))
+                    // One idle connection kept per concurrent send.
+                    .pool_config(PoolConfig::new().max_size(settings.notifier_concurrency));
                 if let Some(ca_file) = smtp_ca_file {
                     builder = builder.tls(private_ca_tls(url, ca_file)?);
                 }

@@ -118,7 +118,7 @@ impl Notifier {
             self.smtp_url.as_deref(),
             self.smtp_ca_file.as_deref(),
             self.outbox.clone(),
-            Duration::from_millis(self.settings.notifier_smtp_timeout_ms),
+            &self.settings,
         )
         .expect("a usable mail transport");
         let from =
