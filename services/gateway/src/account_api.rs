@@ -249,6 +249,7 @@ pub(crate) async fn register(
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in; `bms_session` cookie set", body = SessionStarted),
+        (status = 400, description = "A malformed body", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
@@ -298,6 +299,7 @@ pub(crate) async fn logout(
     responses(
         (status = 202, description = "If the account exists, a link is on its way", body = Message),
         (status = 400, description = "Not an email address", body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn request_reset(
@@ -327,6 +329,7 @@ pub(crate) async fn request_reset(
         (status = 200, description = "Password set; sign in again", body = Message),
         (status = 400, description = "Token used, expired or unknown; or a weak password",
          body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
     ))]
 pub(crate) async fn confirm_reset(
     State(state): State<Arc<AppState>>,
@@ -429,6 +432,7 @@ pub(crate) async fn list_bookings(
         (status = 400, description = "Not a booking reference", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such booking of yours", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn get_booking(
     State(state): State<Arc<AppState>>,
@@ -448,10 +452,13 @@ pub(crate) async fn get_booking(
     request_body = SeatBlock,
     responses(
         (status = 200, description = "The seat map after the change", body = SeatMap),
-        (status = 400, description = "Unknown or repeated seats", body = ErrorBody),
+        (status = 400, description = "Unknown or repeated seats, a malformed id or body",
+         body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not staff, or a missing CSRF token", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
         (status = 409, description = "Some seats are held or sold", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn block_seats(
     State(state): State<Arc<AppState>>,
@@ -474,8 +481,12 @@ pub(crate) async fn block_seats(
     request_body = SeatBlock,
     responses(
         (status = 200, description = "The seat map after the change", body = SeatMap),
+        (status = 400, description = "Unknown or repeated seats, a malformed id or body",
+         body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not staff, or a missing CSRF token", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn unblock_seats(
     State(state): State<Arc<AppState>>,

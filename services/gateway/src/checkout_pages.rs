@@ -348,6 +348,7 @@ pub(crate) async fn api_create_checkout(
         (status = 400, description = "Not a session id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such checkout of yours", body = ErrorBody),
+        (status = 503, description = "Payments is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn api_get_checkout(
     State(state): State<Arc<AppState>>,

@@ -353,3 +353,33 @@ async fn openapi_document_describes_every_route() {
         );
     }
 }
+
+/// The refusals every operation can meet whatever it does are documented, so
+/// a client (and the API fuzzing test, which checks every status against
+/// the document) never meets an undocumented one: a JSON body that does not
+/// parse is a 400, a state-changing call without the CSRF token a 403, and
+/// an operation that needs a session a 401 without one.
+#[test]
+fn openapi_documents_the_refusals_every_operation_can_meet() {
+    let document = serde_json::to_value(<gateway::api::ApiDoc as utoipa::OpenApi>::openapi())
+        .expect("the document serialises");
+    let mut missing = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let documents = |status: &str| operation["responses"][status].is_object();
+            let takes_body = operation.get("requestBody").is_some();
+            let unsafe_method = matches!(method.as_str(), "post" | "patch" | "put" | "delete");
+            let needs_session = operation.get("security").is_some();
+            for (applies, status) in [
+                (takes_body, "400"),
+                (unsafe_method, "403"),
+                (needs_session, "401"),
+            ] {
+                if applies && !documents(status) {
+                    missing.push(format!("{} {path}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented answers: {missing:#?}");
+}
