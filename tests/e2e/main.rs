@@ -4,6 +4,7 @@
 //! `browser.rs`) by a real headless Chromium.
 
 mod browser;
+mod fuzz;
 mod processes;
 mod trace_propagation;
 mod webdriver;
