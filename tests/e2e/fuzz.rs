@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::{Environment, get_json, processes};
+use crate::{Environment, Session, get_json, processes};
 
 /// The longest one Schemathesis run may take before the test gives up on it.
 const TIME_LIMIT: Duration = Duration::from_secs(300);
@@ -62,18 +62,23 @@ fn schemathesis() -> Command {
     command
 }
 
-/// Every documented operation, fuzzed with the demo customer's session:
-/// no 5xx, and every answer as the OpenAPI document describes it.
+/// Every documented operation, fuzzed with the demo customer's session, and
+/// the staff operations again with the demo staff account's: no 5xx, and
+/// every answer as the OpenAPI document describes it.
 #[tokio::test]
 async fn fuzzed_api_requests_get_no_server_errors_and_documented_answers() {
-    let mut schemathesis = schemathesis();
+    // Before anything starts: fail at once when schemathesis is missing.
+    schemathesis();
     let env = Environment::new().await;
     env.migrate_and_seed().await;
     let all = env.start("all");
     let http = reqwest::Client::new();
     processes::wait_until_ready(&http, &env.url("/readyz")).await;
-    let session = env
+    let customer = env
         .sign_in(&http, "customer@bookmyseat.test", "demo-customer-pass")
+        .await;
+    let staff = env
+        .sign_in(&http, "staff@bookmyseat.test", "demo-staff-pass")
         .await;
 
     // Ids that exist, so that requests get past "no such film" to the
@@ -81,7 +86,7 @@ async fn fuzzed_api_requests_get_no_server_errors_and_documented_answers() {
     // takes one of these ids use a real one, the rest a generated one.
     let film = get_json(&http, &env.url("/api/v1/movies/metropolis"), None).await;
     let showtime = env.first_showtime(&http, "metropolis").await;
-    let hold = session
+    let hold = customer
         .on(http.post(env.url(&format!("/api/v1/showtimes/{showtime}/holds"))))
         .json(&serde_json::json!({ "seats": ["A1", "A2"] }))
         .send()
@@ -116,15 +121,43 @@ parameters = {{ "path.id" = {{ dictionary = "holds", probability = 0.5 }} }}
         hold = hold["id"].as_str().expect("the hold's id"),
     );
 
+    // Signing out would end the session every other operation runs with,
+    // half-way through the run; signing out is covered by the gateway's
+    // own tests.
+    let customer_report = fuzz(
+        &env,
+        &customer,
+        &config,
+        &["--exclude-path", "/api/v1/auth/logout"],
+    )
+    .await;
+    // A customer only ever meets refusals from the staff operations; the
+    // staff account reaches the code behind them.
+    let staff_report = fuzz(&env, &staff, &config, &["--include-tag", "staff"]).await;
+    println!("As the customer:\n{customer_report}\nAs staff:\n{staff_report}");
+
+    tokio::time::timeout(Duration::from_secs(20), async {
+        assert!(all.terminate().await.success(), "`all` exits cleanly");
+    })
+    .await
+    .expect("`all` stops");
+}
+
+/// Runs schemathesis against the environment's gateway as `session`, with
+/// the configuration `config` (a `schemathesis.toml`) and `extra` flags
+/// (which operations); asserts it found nothing and returns its report.
+async fn fuzz(env: &Environment, session: &Session, config: &str, extra: &[&str]) -> String {
     let max_examples = std::env::var("FUZZ_MAX_EXAMPLES").unwrap_or_else(|_| "40".to_owned());
     // Schemathesis keeps nothing: it runs in a folder of its own, which
-    // holds only its configuration.
+    // holds only its configuration and its report.
     let scratch = std::env::temp_dir().join(format!("bookmyseat-fuzz-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&scratch).expect("a scratch folder for schemathesis");
     let config_file = scratch.join("schemathesis.toml");
     std::fs::write(&config_file, config).expect("writing schemathesis.toml");
-    schemathesis.arg("--config-file").arg(&config_file);
+    let mut schemathesis = schemathesis();
     schemathesis
+        .arg("--config-file")
+        .arg(&config_file)
         .arg("run")
         .arg(env.url("/api/openapi.json"))
         .args(["--url", &env.gateway_url])
@@ -134,10 +167,7 @@ parameters = {{ "path.id" = {{ dictionary = "holds", probability = 0.5 }} }}
              response_headers_conformance,response_schema_conformance",
         ])
         .args(["--max-examples", &max_examples])
-        // Signing out would end the session every other operation runs
-        // with, half-way through the run; signing out is covered by the
-        // gateway's own tests.
-        .args(["--exclude-path", "/api/v1/auth/logout"])
+        .args(extra)
         // The session goes in as headers: Schemathesis must not replace it
         // with cookies it generates for the `session` security scheme.
         .args(["--header", &format!("Cookie: {}", session.cookie)])
@@ -152,15 +182,15 @@ parameters = {{ "path.id" = {{ dictionary = "holds", probability = 0.5 }} }}
         .current_dir(&scratch)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if let Ok(seed) = std::env::var("FUZZ_SEED") {
+        schemathesis.args(["--seed", &seed]);
+    }
     // Its report goes to a file, so that a run cut short by the time limit
     // still shows how far it got.
     let report_file = scratch.join("report.txt");
     let report_out = std::fs::File::create(&report_file).expect("creating the report file");
     let report_err = report_out.try_clone().expect("sharing the report file");
     schemathesis.stdout(report_out).stderr(report_err);
-    if let Ok(seed) = std::env::var("FUZZ_SEED") {
-        schemathesis.args(["--seed", &seed]);
-    }
     let mut child = schemathesis.spawn().expect("starting schemathesis");
     let status = tokio::time::timeout(TIME_LIMIT, child.wait()).await;
     if status.is_err() {
@@ -170,20 +200,12 @@ parameters = {{ "path.id" = {{ dictionary = "holds", probability = 0.5 }} }}
     let _ = std::fs::remove_dir_all(&scratch);
     let status = status
         .unwrap_or_else(|_| {
-            panic!(
-                "schemathesis did not finish within {TIME_LIMIT:?}; its report so far:\n{report}"
-            )
+            panic!("schemathesis {extra:?} did not finish within {TIME_LIMIT:?}; its report so far:\n{report}")
         })
         .expect("running schemathesis");
     assert!(
         status.success(),
-        "schemathesis found problems ({status}):\n{report}"
+        "schemathesis {extra:?} found problems ({status}):\n{report}"
     );
-    println!("{report}");
-
-    tokio::time::timeout(Duration::from_secs(20), async {
-        assert!(all.terminate().await.success(), "`all` exits cleanly");
-    })
-    .await
-    .expect("`all` stops");
+    report
 }
