@@ -112,9 +112,11 @@ pub struct CsrfToken {
 pub struct Registration {
     #[schema(example = "ada@example.com")]
     pub email: String,
-    #[schema(example = "Ada")]
+    /// 1 to 60 characters.
+    #[schema(example = "Ada", min_length = 1, max_length = 60)]
     pub display_name: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -139,6 +141,8 @@ pub struct ResetRequest {
 pub struct ResetConfirmation {
     /// The `token` of the emailed link.
     pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -146,6 +150,8 @@ pub struct ResetConfirmation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    /// 1 to 60 characters.
+    #[schema(example = "Ada", min_length = 1, max_length = 60)]
     pub display_name: String,
 }
 
@@ -154,6 +160,8 @@ pub struct ProfileUpdate {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -175,7 +183,7 @@ pub struct BookingList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatBlock {
-    #[schema(example = json!(["A1", "A2"]))]
+    #[schema(schema_with = crate::seat_selection::seat_labels_schema)]
     pub seats: Vec<String>,
     /// Why (kept with the block); only when blocking.
     #[serde(default)]
@@ -426,7 +434,8 @@ pub(crate) async fn list_bookings(
 /// One of the caller's bookings.
 #[utoipa::path(get, path = "/api/v1/bookings/{reference}", tag = "accounts",
     security(("session" = [])),
-    params(("reference" = String, Path, description = "The booking reference, e.g. BMS-7K3Q9P")),
+    params(("reference" = String, Path, pattern = "^[A-Za-z0-9-]{4,32}$",
+            description = "The booking reference, e.g. BMS-7K3Q9P")),
     responses(
         (status = 200, description = "The booking", body = Booking),
         (status = 400, description = "Not a booking reference", body = ErrorBody),

@@ -383,3 +383,50 @@ fn openapi_documents_the_refusals_every_operation_can_meet() {
     }
     assert!(missing.is_empty(), "undocumented answers: {missing:#?}");
 }
+
+/// The limits the document gives request bodies are the ones the API
+/// applies, so requests made from the document get past validation.
+#[test]
+fn openapi_limits_are_the_ones_the_api_applies() {
+    use gateway::accounts::{MAX_DISPLAY_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+    use gateway::seat_selection::{MAX_LABELS, SEAT_LABEL_PATTERN, SeatLabel};
+
+    let document = serde_json::to_value(<gateway::api::ApiDoc as utoipa::OpenApi>::openapi())
+        .expect("the document serialises");
+    let schemas = &document["components"]["schemas"];
+    for (schema, field) in [
+        ("Registration", "password"),
+        ("ResetConfirmation", "password"),
+        ("PasswordChange", "new_password"),
+    ] {
+        let field = &schemas[schema]["properties"][field];
+        assert_eq!(field["minLength"], MIN_PASSWORD_CHARS, "{schema}: {field}");
+        assert_eq!(field["maxLength"], MAX_PASSWORD_CHARS, "{schema}: {field}");
+    }
+    for schema in ["Registration", "ProfileUpdate"] {
+        let field = &schemas[schema]["properties"]["display_name"];
+        assert_eq!(
+            field["maxLength"], MAX_DISPLAY_NAME_CHARS,
+            "{schema}: {field}"
+        );
+    }
+    for schema in ["HoldRequest", "SeatBlock"] {
+        let seats = &schemas[schema]["properties"]["seats"];
+        assert_eq!(seats["maxItems"], MAX_LABELS, "{schema}: {seats}");
+        assert_eq!(
+            seats["items"]["pattern"], SEAT_LABEL_PATTERN,
+            "{schema}: {seats}"
+        );
+    }
+    // The pattern's rows are one or two letters and its numbers 1 to 60.
+    for row in ["A", "z", "AB"] {
+        for number in 1..=60 {
+            let label = format!("{row}{number}");
+            assert!(SeatLabel::parse(&label).is_some(), "{label}");
+        }
+        for number in ["0", "61", "01"] {
+            assert!(SeatLabel::parse(&format!("{row}{number}")).is_none());
+        }
+    }
+    assert!(SeatLabel::parse("ABC1").is_none());
+}
