@@ -1,19 +1,22 @@
 //! API fuzzing: Schemathesis (from PyPI) sends generated requests — valid
 //! ones and deliberately malformed ones — to every operation the gateway's
 //! OpenAPI document (`/api/openapi.json`) describes, as the seeded demo
-//! customer, and checks that no answer is a server error and that every
-//! answer is one the document promises: a documented status code, the
-//! documented content type, headers and a body matching the schema.
+//! customer (and the staff operations again as the demo staff account), and
+//! checks that no answer is a server error and that every answer is one the
+//! document promises: a documented status code, the documented content
+//! type, headers and a body matching the schema. Half the time an operation
+//! that takes a film, showtime or hold id gets a real one, so requests reach
+//! the code behind "not found".
 //!
 //! The system is the real one (`bookmyseat all` over fresh databases), so
-//! the generated holds, profile changes and sign-ups land in this test's
-//! own databases only. Schemathesis runs as a subprocess from the project's
+//! the generated holds, seat blocks, profile changes and sign-ups land in
+//! this test's own databases only. Schemathesis runs as a subprocess from the project's
 //! virtualenv (`scripts/stack.sh ensure --fuzz`, which `make test` runs);
 //! when it is missing the test fails saying so — it never skips.
 //!
 //! The run is bounded twice: a modest number of examples per operation
-//! (`FUZZ_MAX_EXAMPLES`, default 40) keeps it to a couple of minutes on two
-//! cores, and a hard time limit kills it if it hangs. A failure prints
+//! (`FUZZ_MAX_EXAMPLES`, default 60) keeps the two runs to about a minute
+//! on two cores, and a hard time limit kills a run that hangs. A failure prints
 //! Schemathesis's report, which names the operation, the failing check and
 //! a `curl` command that reproduces it; the run's seed is in that report,
 //! and `FUZZ_SEED=<seed>` replays it.
@@ -147,7 +150,7 @@ parameters = {{ "path.id" = {{ dictionary = "holds", probability = 0.5 }} }}
 /// the configuration `config` (a `schemathesis.toml`) and `extra` flags
 /// (which operations); asserts it found nothing and returns its report.
 async fn fuzz(env: &Environment, session: &Session, config: &str, extra: &[&str]) -> String {
-    let max_examples = std::env::var("FUZZ_MAX_EXAMPLES").unwrap_or_else(|_| "40".to_owned());
+    let max_examples = std::env::var("FUZZ_MAX_EXAMPLES").unwrap_or_else(|_| "60".to_owned());
     // Schemathesis keeps nothing: it runs in a folder of its own, which
     // holds only its configuration and its report.
     let scratch = std::env::temp_dir().join(format!("bookmyseat-fuzz-{}", uuid::Uuid::new_v4()));
