@@ -185,7 +185,7 @@ pub struct BookingList {
 pub struct SeatBlock {
     #[schema(schema_with = crate::seat_selection::seat_labels_schema)]
     pub seats: Vec<String>,
-    /// Why (kept with the block); only when blocking.
+    /// Why (kept with the block, one line); only when blocking.
     #[serde(default)]
     pub reason: String,
 }
@@ -461,8 +461,8 @@ pub(crate) async fn get_booking(
     request_body = SeatBlock,
     responses(
         (status = 200, description = "The seat map after the change", body = SeatMap),
-        (status = 400, description = "Unknown or repeated seats, a malformed id or body",
-         body = ErrorBody),
+        (status = 400, description = "Unknown or repeated seats, a reason with control \
+                                      characters, a malformed id or body", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not staff, or a missing CSRF token", body = ErrorBody),
         (status = 404, description = "No such showtime", body = ErrorBody),
@@ -478,6 +478,14 @@ pub(crate) async fn block_seats(
     let Path(id) = id.map_err(Error::from)?;
     let form = json_body(body, r#"{"seats": ["A1"], "reason": "broken seat"}"#)?;
     let seats = SeatSelection::parse(&form.seats)?;
+    // A reason is a short note on one line; seating stores it as text,
+    // which PostgreSQL refuses when it holds a NUL.
+    if form.reason.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "The reason may not contain control characters (line breaks included).".to_owned(),
+        )
+        .into());
+    }
     let map = state.seating.block(&id, &seats, &form.reason).await?;
     tracing::info!(staff = %staff.user().id, showtime = %id, seats = form.seats.len(), "seats blocked");
     Ok(Json(map))

@@ -161,6 +161,17 @@ async fn overlong_search_text_is_a_bad_request() {
         .await;
 }
 
+/// Found by fuzzing: a NUL in the search text reached the catalog's
+/// database, which refuses such text, and the answer was a 500.
+#[tokio::test]
+async fn search_text_with_control_characters_is_a_bad_request() {
+    let gateway = Gateway::with_demo_programme().await;
+    for q in ["met%00ropolis", "a%0Ab", "%1B"] {
+        let body = gateway.json(&format!("/api/v1/movies?q={q}"), 400).await;
+        assert_eq!(body["error"]["code"], "bad_request", "q={q}");
+    }
+}
+
 #[tokio::test]
 async fn absurd_page_size_is_a_bad_request() {
     let gateway = Gateway::with_demo_programme().await;
