@@ -95,11 +95,12 @@ up: require-cargo ## Build, start PostgreSQL+NATS, migrate, seed, run every serv
 # The manifest checks run first: they take seconds, need no database, and a
 # broken docker-compose.yml or Kubernetes manifest fails the run before the
 # long cargo build starts. The notifier's tests talk to a real SMTP server
-# (aiosmtpd from PyPI) and tests/e2e drives a real headless Chromium through
-# chromedriver, so the stack step makes sure both are installed.
+# (aiosmtpd from PyPI), tests/e2e drives a real headless Chromium through
+# chromedriver and fuzzes the JSON API with schemathesis (PyPI), so the stack
+# step makes sure all three are installed.
 test: require-cargo ## Run every test (manifest checks, unit, integration, e2e) against real PostgreSQL and NATS
 	@$(MAKE) manifest-checks
-	@$(MAKE) stack STACK_FLAGS="--browser --smtp $(STACK_FLAGS)"
+	@$(MAKE) stack STACK_FLAGS="--browser --smtp --fuzz $(STACK_FLAGS)"
 	@# --no-fail-fast: one failing test binary must not hide the others' results.
 	$(call say,cargo test --workspace --no-fail-fast $(TEST_ARGS))
 	@echo "$(CARGO) test --workspace --no-fail-fast $(TEST_ARGS)$(if $(TEST_TIMEOUT),   (time limit $(TEST_TIMEOUT)))"

@@ -2,7 +2,8 @@
 #
 # scripts/stack.sh — make sure the services BookMySeat needs are running.
 #
-#   scripts/stack.sh [ensure] [--browser] [--smtp]   start what is missing (default)
+#   scripts/stack.sh [ensure] [--browser] [--smtp] [--fuzz]
+#                                                   start what is missing (default)
 #   scripts/stack.sh status                         say what answers and who started it
 #   scripts/stack.sh stop                           stop only what this script started
 #
@@ -19,11 +20,13 @@
 #   PGHOST, PGPORT   PostgreSQL address       (default 127.0.0.1, 5432)
 #   NATS_URL         NATS address             (default nats://127.0.0.1:4222)
 #   STACK_DIR        where local instances live (default <repo>/.stack)
-#   STACK_BROWSER=1, STACK_SMTP=1             same as --browser, --smtp
+#   STACK_BROWSER=1, STACK_SMTP=1, STACK_FUZZ=1   same as --browser, --smtp, --fuzz
 #
 # --browser makes sure Chromium and chromedriver are installed (browser tests).
 # --smtp    makes sure Python's aiosmtpd is importable from .stack/venv
 #           (tests run a real SMTP server with it).
+# --fuzz    makes sure schemathesis is installed in .stack/venv (the e2e test
+#           that fuzzes the JSON API against its OpenAPI document).
 
 set -euo pipefail
 
@@ -444,16 +447,11 @@ ensure_browser() {
     log "browser: $("$chrome" --version 2>/dev/null | head -n1) ($chrome); $("$driver" --version 2>/dev/null | head -n1 | cut -d' ' -f1-2) ($driver)"
 }
 
-# Python's aiosmtpd in a virtualenv under .stack, for tests that need a real
-# SMTP server. Tests run it as: .stack/venv/bin/python -m aiosmtpd -n -l 127.0.0.1:PORT
-ensure_smtp_sink() {
-    local venv="$STACK_DIR/venv" py="$STACK_DIR/venv/bin/python"
-    # The relay tests make their certificates with the openssl command.
-    have openssl || apt_install openssl
-    if [ -x "$py" ] && "$py" -c 'import aiosmtpd' 2>/dev/null; then
-        log "SMTP sink: aiosmtpd ready ($py)"
-        return 0
-    fi
+# The project's Python virtualenv under .stack, which the test tools from PyPI
+# (aiosmtpd, schemathesis) are installed into. Tests find its interpreter at
+# .stack/venv/bin/python (test_support::smtp::python).
+ensure_venv() {
+    local venv="$STACK_DIR/venv"
     have python3 || apt_install python3 python3-venv
     if [ ! -x "$venv/bin/pip" ]; then
         rm -rf "$venv"
@@ -464,11 +462,43 @@ ensure_smtp_sink() {
             python3 -m venv "$venv" || die "python3 -m venv $venv failed"
         fi
     fi
-    log "installing aiosmtpd into $venv (PyPI)"
+}
+
+# Python's aiosmtpd in the virtualenv, for tests that need a real SMTP
+# server. Tests run it as: .stack/venv/bin/python -m aiosmtpd -n -l 127.0.0.1:PORT
+ensure_smtp_sink() {
+    local py="$STACK_DIR/venv/bin/python"
+    # The relay tests make their certificates with the openssl command.
+    have openssl || apt_install openssl
+    if [ -x "$py" ] && "$py" -c 'import aiosmtpd' 2>/dev/null; then
+        log "SMTP sink: aiosmtpd ready ($py)"
+        return 0
+    fi
+    ensure_venv
+    log "installing aiosmtpd into $STACK_DIR/venv (PyPI)"
     "$py" -m pip install --quiet --disable-pip-version-check aiosmtpd </dev/null ||
         die "pip install aiosmtpd failed"
     "$py" -c 'import aiosmtpd' || die "aiosmtpd installed but cannot be imported"
     log "SMTP sink: aiosmtpd ready ($py)"
+}
+
+# Schemathesis in the virtualenv, for the API fuzzing test (tests/e2e/fuzz.rs),
+# which runs it as: .stack/venv/bin/python -m schemathesis.cli run ...
+# The version is pinned: the test passes command-line flags that have changed
+# between releases, so an upgrade is a deliberate change made with the test.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_fuzzer() {
+    local py="$STACK_DIR/venv/bin/python"
+    if [ -x "$py" ] && [ "$("$py" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" = "$SCHEMATHESIS_VERSION" ]; then
+        log "API fuzzer: schemathesis $SCHEMATHESIS_VERSION ready ($py)"
+        return 0
+    fi
+    ensure_venv
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $STACK_DIR/venv (PyPI)"
+    "$py" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" </dev/null ||
+        die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+    "$py" -m schemathesis.cli --version >/dev/null || die "schemathesis installed but does not run"
+    log "API fuzzer: schemathesis $SCHEMATHESIS_VERSION ready ($py)"
 }
 
 # ============================================================================
@@ -501,17 +531,18 @@ preflight() {
 }
 
 usage() {
-    sed -n '3,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '3,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
     local cmd=ensure
     if [ $# -gt 0 ] && [[ $1 != -* ]]; then cmd=$1; shift; fi
-    local browser=${STACK_BROWSER:-0} smtp=${STACK_SMTP:-0}
+    local browser=${STACK_BROWSER:-0} smtp=${STACK_SMTP:-0} fuzz=${STACK_FUZZ:-0}
     while [ $# -gt 0 ]; do
         case "$1" in
             --browser) browser=1 ;;
             --smtp) smtp=1 ;;
+            --fuzz) fuzz=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; die "unknown option: $1" ;;
         esac
@@ -525,6 +556,7 @@ main() {
             ensure_nats
             [ "$browser" = 1 ] && ensure_browser
             [ "$smtp" = 1 ] && ensure_smtp_sink
+            [ "$fuzz" = 1 ] && ensure_fuzzer
             log "ready"
             ;;
         stop | down)

@@ -5,6 +5,7 @@
 
 mod browser;
 mod faults;
+mod fuzz;
 mod processes;
 mod stripe;
 mod trace_propagation;

@@ -112,9 +112,11 @@ pub struct CsrfToken {
 pub struct Registration {
     #[schema(example = "ada@example.com")]
     pub email: String,
-    #[schema(example = "Ada")]
+    /// 1 to 60 characters.
+    #[schema(example = "Ada", min_length = 1, max_length = 60)]
     pub display_name: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -139,6 +141,8 @@ pub struct ResetRequest {
 pub struct ResetConfirmation {
     /// The `token` of the emailed link.
     pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -146,6 +150,8 @@ pub struct ResetConfirmation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    /// 1 to 60 characters.
+    #[schema(example = "Ada", min_length = 1, max_length = 60)]
     pub display_name: String,
 }
 
@@ -154,6 +160,8 @@ pub struct ProfileUpdate {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -175,9 +183,9 @@ pub struct BookingList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatBlock {
-    #[schema(example = json!(["A1", "A2"]))]
+    #[schema(schema_with = crate::seat_selection::seat_labels_schema)]
     pub seats: Vec<String>,
-    /// Why (kept with the block); only when blocking.
+    /// Why (kept with the block, one line); only when blocking.
     #[serde(default)]
     pub reason: String,
 }
@@ -249,6 +257,7 @@ pub(crate) async fn register(
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in; `bms_session` cookie set", body = SessionStarted),
+        (status = 400, description = "A malformed body", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
@@ -298,6 +307,7 @@ pub(crate) async fn logout(
     responses(
         (status = 202, description = "If the account exists, a link is on its way", body = Message),
         (status = 400, description = "Not an email address", body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn request_reset(
@@ -327,6 +337,7 @@ pub(crate) async fn request_reset(
         (status = 200, description = "Password set; sign in again", body = Message),
         (status = 400, description = "Token used, expired or unknown; or a weak password",
          body = ErrorBody),
+        (status = 403, description = "Missing or wrong CSRF token", body = ErrorBody),
     ))]
 pub(crate) async fn confirm_reset(
     State(state): State<Arc<AppState>>,
@@ -423,12 +434,14 @@ pub(crate) async fn list_bookings(
 /// One of the caller's bookings.
 #[utoipa::path(get, path = "/api/v1/bookings/{reference}", tag = "accounts",
     security(("session" = [])),
-    params(("reference" = String, Path, description = "The booking reference, e.g. BMS-7K3Q9P")),
+    params(("reference" = String, Path, pattern = "^[A-Za-z0-9-]{4,32}$",
+            description = "The booking reference, e.g. BMS-7K3Q9P")),
     responses(
         (status = 200, description = "The booking", body = Booking),
         (status = 400, description = "Not a booking reference", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such booking of yours", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn get_booking(
     State(state): State<Arc<AppState>>,
@@ -448,10 +461,13 @@ pub(crate) async fn get_booking(
     request_body = SeatBlock,
     responses(
         (status = 200, description = "The seat map after the change", body = SeatMap),
-        (status = 400, description = "Unknown or repeated seats", body = ErrorBody),
+        (status = 400, description = "Unknown or repeated seats, a reason with control \
+                                      characters, a malformed id or body", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not staff, or a missing CSRF token", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
         (status = 409, description = "Some seats are held or sold", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn block_seats(
     State(state): State<Arc<AppState>>,
@@ -462,6 +478,14 @@ pub(crate) async fn block_seats(
     let Path(id) = id.map_err(Error::from)?;
     let form = json_body(body, r#"{"seats": ["A1"], "reason": "broken seat"}"#)?;
     let seats = SeatSelection::parse(&form.seats)?;
+    // A reason is a short note on one line; seating stores it as text,
+    // which PostgreSQL refuses when it holds a NUL.
+    if form.reason.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "The reason may not contain control characters (line breaks included).".to_owned(),
+        )
+        .into());
+    }
     let map = state.seating.block(&id, &seats, &form.reason).await?;
     tracing::info!(staff = %staff.user().id, showtime = %id, seats = form.seats.len(), "seats blocked");
     Ok(Json(map))
@@ -474,8 +498,12 @@ pub(crate) async fn block_seats(
     request_body = SeatBlock,
     responses(
         (status = 200, description = "The seat map after the change", body = SeatMap),
+        (status = 400, description = "Unknown or repeated seats, a malformed id or body",
+         body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not staff, or a missing CSRF token", body = ErrorBody),
+        (status = 404, description = "No such showtime", body = ErrorBody),
+        (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn unblock_seats(
     State(state): State<Arc<AppState>>,

@@ -278,8 +278,9 @@ async fn get_seat_map(
     ),
     responses(
         (status = 200, description = "`text/event-stream`: a `snapshot` event (SeatMap), then \
-                                      `seats` events (SeatChanges)",
-         content_type = "text/event-stream", body = String),
+                                      `seats` events (SeatChanges); the schema describes one \
+                                      event",
+         content_type = "text/event-stream", body = SeatEvent),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
         (status = 404, description = "No such showtime", body = ErrorBody),
         (status = 503, description = "Seating or live updates are not available; try again",
@@ -306,6 +307,31 @@ async fn showtime_events(
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// One event of `GET /api/v1/showtimes/{id}/events` as an event-stream
+/// parser hands it over. OpenAPI 3.1 describes each event of a stream with
+/// the response's schema: an event is its name and its data, text that here
+/// is always JSON. Only the document uses this type; the stream itself is
+/// written by [`seat_events::stream`].
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SeatEvent {
+    /// `snapshot` (the first event) or `seats`.
+    event: SeatEventName,
+    /// `snapshot`: a `SeatMap` (as `GET /seats` gives it); `seats`: a
+    /// `SeatChanges`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// The names of the events of a seat stream.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum SeatEventName {
+    Snapshot,
+    Seats,
 }
 
 /// Holds seats for the caller: every seat asked for, or none.
@@ -367,12 +393,14 @@ async fn create_hold(
     get,
     path = "/api/v1/holds/{id}",
     tag = "seats",
+    security(("session" = [])),
     params(
         ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
     ),
     responses(
         (status = 200, description = "The hold", body = Hold),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Someone else's hold", body = ErrorBody),
         (status = 404, description = "No such hold", body = ErrorBody),
         (status = 503, description = "Seating is not answering; try again", body = ErrorBody),
@@ -392,13 +420,16 @@ async fn get_hold(
     delete,
     path = "/api/v1/holds/{id}",
     tag = "seats",
+    security(("session" = [])),
     params(
         ("id" = String, Path, format = Uuid, description = "The hold's UUID"),
     ),
     responses(
         (status = 204, description = "Released; its seats are available again"),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
-        (status = 403, description = "Someone else's hold", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Someone else's hold, or a missing or wrong CSRF token",
+         body = ErrorBody),
         (status = 404, description = "No such hold", body = ErrorBody),
         (status = 409, description = "The hold is already paid for", body = ErrorBody),
         (status = 503, description = "Seating is not answering; try again", body = ErrorBody),

@@ -342,12 +342,14 @@ pub(crate) async fn api_create_checkout(
 /// does not yet know it is paid.
 #[utoipa::path(get, path = "/api/v1/checkouts/{session}", tag = "checkout",
     security(("session" = [])),
-    params(("session" = String, Path, description = "The provider's checkout session id")),
+    params(("session" = String, Path, pattern = "^[A-Za-z0-9_-]{1,255}$",
+            description = "The provider's checkout session id")),
     responses(
         (status = 200, description = "The checkout", body = Checkout),
         (status = 400, description = "Not a session id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such checkout of yours", body = ErrorBody),
+        (status = 503, description = "Payments is not answering; try again", body = ErrorBody),
     ))]
 pub(crate) async fn api_get_checkout(
     State(state): State<Arc<AppState>>,

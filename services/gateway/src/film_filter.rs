@@ -66,10 +66,17 @@ impl FilmFilter {
         if let Some(language) = &language {
             check_slug(language, "language")?;
         }
-        if let Some(query) = &query
-            && query.chars().count() > MAX_QUERY_CHARS
-        {
-            return Err(query_too_long());
+        if let Some(query) = &query {
+            if query.chars().count() > MAX_QUERY_CHARS {
+                return Err(query_too_long());
+            }
+            // Nobody types them, and PostgreSQL refuses text with a NUL in
+            // it: the catalog would fail instead of finding nothing.
+            if query.chars().any(char::is_control) {
+                return Err(Error::BadRequest(
+                    "The search text may not contain control characters.".to_owned(),
+                ));
+            }
         }
         if let Some(token) = &page_token
             && token.len() > MAX_PAGE_TOKEN_CHARS

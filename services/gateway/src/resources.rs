@@ -385,7 +385,7 @@ pub struct Checkout {
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Seat labels from the showtime's layout, each at most once.
-    #[schema(example = json!(["E6", "E7"]))]
+    #[schema(schema_with = crate::seat_selection::seat_labels_schema)]
     pub seats: Vec<String>,
 }
 

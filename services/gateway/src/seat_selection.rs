@@ -16,6 +16,28 @@ use crate::error::Error;
 /// limit per hold is (which is far lower).
 pub const MAX_LABELS: usize = 100;
 
+/// A seat label in the OpenAPI document: one or two letters, then a number
+/// from 1 to 60 ([`SeatLabel::parse`] also forgives case and spaces around).
+pub const SEAT_LABEL_PATTERN: &str = "^[A-Za-z]{1,2}([1-9]|[1-5][0-9]|60)$";
+
+/// The OpenAPI schema of the seats of a hold or a staff block: what
+/// [`SeatSelection::parse`] accepts, so generated clients (and the API
+/// fuzzing test) send seats that can get past it.
+pub fn seat_labels_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(SEAT_LABEL_PATTERN)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_LABELS))
+        .unique_items(true)
+        .examples([serde_json::json!(["E6", "E7"])])
+        .build()
+}
+
 /// A seat label: a row of one or two capital letters and a seat number from
 /// 1 to 60 ("A1", "AB12"), the shape catalog's layouts allow. Lower case is
 /// accepted and written in capitals.

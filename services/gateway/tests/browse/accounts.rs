@@ -749,6 +749,19 @@ async fn only_staff_reach_admin_routes() {
         .find(|s| s["label"] == "J12")
         .expect("J12");
     assert_eq!(j12["state"], "blocked");
+    // Found by fuzzing: a NUL in the reason reached seating's database,
+    // which refuses such text, and the answer was a 500.
+    let refused = gateway
+        .with_session(
+            Method::POST,
+            &format!("/api/v1/admin/showtimes/{showtime}/blocked-seats"),
+            &staff,
+        )
+        .json(&serde_json::json!({ "seats": ["J11"], "reason": "broken\u{0}seat" }))
+        .send()
+        .await
+        .expect("block");
+    assert_eq!(refused.status(), 400);
     let page = gateway
         .with_session(Method::GET, "/admin", &staff)
         .send()

@@ -161,6 +161,17 @@ async fn overlong_search_text_is_a_bad_request() {
         .await;
 }
 
+/// Found by fuzzing: a NUL in the search text reached the catalog's
+/// database, which refuses such text, and the answer was a 500.
+#[tokio::test]
+async fn search_text_with_control_characters_is_a_bad_request() {
+    let gateway = Gateway::with_demo_programme().await;
+    for q in ["met%00ropolis", "a%0Ab", "%1B"] {
+        let body = gateway.json(&format!("/api/v1/movies?q={q}"), 400).await;
+        assert_eq!(body["error"]["code"], "bad_request", "q={q}");
+    }
+}
+
 #[tokio::test]
 async fn absurd_page_size_is_a_bad_request() {
     let gateway = Gateway::with_demo_programme().await;
@@ -352,4 +363,81 @@ async fn openapi_document_describes_every_route() {
             "schema {schema} missing"
         );
     }
+}
+
+/// The refusals every operation can meet whatever it does are documented, so
+/// a client (and the API fuzzing test, which checks every status against
+/// the document) never meets an undocumented one: a JSON body that does not
+/// parse is a 400, a state-changing call without the CSRF token a 403, and
+/// an operation that needs a session a 401 without one.
+#[test]
+fn openapi_documents_the_refusals_every_operation_can_meet() {
+    let document = serde_json::to_value(<gateway::api::ApiDoc as utoipa::OpenApi>::openapi())
+        .expect("the document serialises");
+    let mut missing = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let documents = |status: &str| operation["responses"][status].is_object();
+            let takes_body = operation.get("requestBody").is_some();
+            let unsafe_method = matches!(method.as_str(), "post" | "patch" | "put" | "delete");
+            let needs_session = operation.get("security").is_some();
+            for (applies, status) in [
+                (takes_body, "400"),
+                (unsafe_method, "403"),
+                (needs_session, "401"),
+            ] {
+                if applies && !documents(status) {
+                    missing.push(format!("{} {path}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented answers: {missing:#?}");
+}
+
+/// The limits the document gives request bodies are the ones the API
+/// applies, so requests made from the document get past validation.
+#[test]
+fn openapi_limits_are_the_ones_the_api_applies() {
+    use gateway::accounts::{MAX_DISPLAY_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+    use gateway::seat_selection::{MAX_LABELS, SEAT_LABEL_PATTERN, SeatLabel};
+
+    let document = serde_json::to_value(<gateway::api::ApiDoc as utoipa::OpenApi>::openapi())
+        .expect("the document serialises");
+    let schemas = &document["components"]["schemas"];
+    for (schema, field) in [
+        ("Registration", "password"),
+        ("ResetConfirmation", "password"),
+        ("PasswordChange", "new_password"),
+    ] {
+        let field = &schemas[schema]["properties"][field];
+        assert_eq!(field["minLength"], MIN_PASSWORD_CHARS, "{schema}: {field}");
+        assert_eq!(field["maxLength"], MAX_PASSWORD_CHARS, "{schema}: {field}");
+    }
+    for schema in ["Registration", "ProfileUpdate"] {
+        let field = &schemas[schema]["properties"]["display_name"];
+        assert_eq!(
+            field["maxLength"], MAX_DISPLAY_NAME_CHARS,
+            "{schema}: {field}"
+        );
+    }
+    for schema in ["HoldRequest", "SeatBlock"] {
+        let seats = &schemas[schema]["properties"]["seats"];
+        assert_eq!(seats["maxItems"], MAX_LABELS, "{schema}: {seats}");
+        assert_eq!(
+            seats["items"]["pattern"], SEAT_LABEL_PATTERN,
+            "{schema}: {seats}"
+        );
+    }
+    // The pattern's rows are one or two letters and its numbers 1 to 60.
+    for row in ["A", "z", "AB"] {
+        for number in 1..=60 {
+            let label = format!("{row}{number}");
+            assert!(SeatLabel::parse(&label).is_some(), "{label}");
+        }
+        for number in ["0", "61", "01"] {
+            assert!(SeatLabel::parse(&format!("{row}{number}")).is_none());
+        }
+    }
+    assert!(SeatLabel::parse("ABC1").is_none());
 }
