@@ -47,7 +47,7 @@ pub struct BookingArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration_within::<100, 600_000>)]
     pub confirm_within: Duration,
     /// Workers signing in at the same time before the clock starts.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub sign_in_parallel: u16,
     #[command(flatten)]
     pub invariants: InvariantArgs,

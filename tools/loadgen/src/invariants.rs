@@ -81,7 +81,7 @@ impl Databases {
             let options = loopback_database(url, flag, "loadgen-invariants")?;
             PgPoolOptions::new()
                 .max_connections(2)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await
                 .with_context(|| format!("cannot connect to the database of {flag}"))
@@ -123,7 +123,9 @@ impl Check {
 }
 
 /// Runs `checks` until all hold, a safety invariant breaks, or `within`
-/// has passed; answers the last verdicts and how long the wait took.
+/// has passed; answers the last verdicts and how long the wait took. A
+/// check that could not run (a database error) is retried within the same
+/// bound.
 pub async fn settle<F, Fut>(
     within: Duration,
     mut checks: F,
@@ -134,7 +136,17 @@ where
 {
     let started = Instant::now();
     loop {
-        let verdicts = checks().await?;
+        // A busy machine may time a query out (a pool waiting for a
+        // connection); that is no verdict, so it is retried until the end.
+        let verdicts = match checks().await {
+            Ok(verdicts) => verdicts,
+            Err(error) if started.elapsed() < within => {
+                eprintln!("loadgen: checking the invariants failed, retrying: {error:#}");
+                tokio::time::sleep(RECHECK_EVERY).await;
+                continue;
+            }
+            Err(error) => return Err(error.context("checking the invariants")),
+        };
         let all_hold = verdicts.iter().all(|c| c.verdict.is_ok());
         let safety_broken = verdicts
             .iter()
@@ -733,6 +745,24 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 1);
         assert!(conclude(&verdicts, Duration::ZERO).is_err());
+    }
+
+    #[tokio::test]
+    async fn settling_retries_a_check_that_could_not_run() {
+        let mut calls = 0;
+        let (verdicts, _) = settle(Duration::from_secs(30), || {
+            calls += 1;
+            let answer = if calls == 1 {
+                Err(anyhow::anyhow!("pool timed out"))
+            } else {
+                Ok(vec![Check::new("live", Kind::Liveness, Ok(s("done")))])
+            };
+            async move { answer }
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 2);
+        assert!(conclude(&verdicts, Duration::ZERO).is_ok());
     }
 
     #[tokio::test]

@@ -21,6 +21,20 @@ use crate::http1::Http1Connection;
 use crate::sign_in;
 use crate::target::Target;
 
+/// How long one sign-in request may take: the gateway hashes the password
+/// with argon2 (by design slow, slower still in a debug build on a busy
+/// machine), and sign-ins happen before any clock starts.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sign-in tries per buyer: a timed-out sign-up may still have created the
+/// account, which the next try then signs in to.
+const SIGN_IN_TRIES: u32 = 3;
+
+/// Tries of one gateway request that answers `503 Service Unavailable`
+/// (the API's "a part of BookMySeat is not answering; retry") or nothing.
+const TRIES_WHEN_UNAVAILABLE: u32 = 5;
+/// The pause before the first retry; it doubles after each.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 /// How often a buyer asks whether the booking exists yet.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -31,6 +45,8 @@ pub struct Buyer {
     payments: Option<(String, Http1Connection)>,
     session: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
+    /// Requests sent again after a `503 Service Unavailable` or no answer.
+    retried: u64,
 }
 
 /// How a hold request ended, when it did not fail.
@@ -52,15 +68,28 @@ pub struct Checkout {
 }
 
 impl Buyer {
-    /// Signs bench user `name` in (registering it the first time).
+    /// Signs bench user `name` in (registering it the first time); its
+    /// requests after that may take `timeout` each.
     pub async fn sign_in(gateway: &Target, timeout: Duration, name: &str) -> anyhow::Result<Self> {
-        let mut connection = Http1Connection::new(gateway, timeout, false)?;
-        let session = sign_in::gateway_session(&mut connection, name).await?;
+        let mut connection = Http1Connection::new(gateway, SIGN_IN_TIMEOUT, false)?;
+        let mut tries = 1;
+        let session = loop {
+            match sign_in::gateway_session(&mut connection, name).await {
+                Ok(session) => break session,
+                Err(error) if tries < SIGN_IN_TRIES => {
+                    eprintln!("loadgen: {error:#}; trying again");
+                    tries += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        connection.set_timeout(timeout);
         Ok(Self {
             gateway: connection,
             payments: None,
             session,
             timeout,
+            retried: 0,
         })
     }
 
@@ -69,8 +98,7 @@ impl Buyer {
     pub async fn available_seats(&mut self, showtime_id: &str) -> Result<Vec<String>, String> {
         let uri = parse_uri(&format!("/api/v1/showtimes/{showtime_id}/seats"))?;
         let (status, body) = self
-            .gateway
-            .send(Method::GET, &uri, &self.session, None)
+            .send_retrying(Method::GET, &uri, None)
             .await
             .map_err(|e| format!("seat map: {e}"))?;
         if status != StatusCode::OK {
@@ -86,9 +114,10 @@ impl Buyer {
         let uri = parse_uri(&format!("/api/v1/showtimes/{showtime_id}/holds"))?;
         let body = serde_json::to_vec(&serde_json::json!({ "seats": seats }))
             .map_err(|e| e.to_string())?;
+        // Retrying a hold is safe: a user's new hold on a showtime replaces
+        // its previous one, so a hold granted but not answered is undone.
         let (status, answer) = self
-            .gateway
-            .send(Method::POST, &uri, &self.session, Some(Bytes::from(body)))
+            .send_retrying(Method::POST, &uri, Some(Bytes::from(body)))
             .await
             .map_err(|e| format!("hold: {e}"))?;
         match status {
@@ -102,9 +131,9 @@ impl Buyer {
     /// with no Stripe key, answers its simulated page.
     pub async fn check_out(&mut self, hold_id: &str) -> Result<Checkout, String> {
         let uri = parse_uri(&format!("/api/v1/holds/{hold_id}/checkout"))?;
+        // Retrying is safe: a hold has one checkout, answered again.
         let (status, answer) = self
-            .gateway
-            .send(Method::POST, &uri, &self.session, None)
+            .send_retrying(Method::POST, &uri, None)
             .await
             .map_err(|e| format!("checkout: {e}"))?;
         if status != StatusCode::CREATED {
@@ -154,8 +183,7 @@ impl Buyer {
         let deadline = Instant::now() + within;
         loop {
             let (status, answer) = self
-                .gateway
-                .send(Method::GET, &uri, &self.session, None)
+                .send_retrying(Method::GET, &uri, None)
                 .await
                 .map_err(|e| format!("checkout status: {e}"))?;
             if status != StatusCode::OK {
@@ -196,6 +224,49 @@ pub async fn sign_in_all(
         .buffered(parallel.max(1))
         .try_collect()
         .await
+}
+
+impl Buyer {
+    /// Requests sent again so far after a 503 or no answer.
+    pub fn retried(&self) -> u64 {
+        self.retried
+    }
+
+    /// A gateway request with the session, sent again (with a growing
+    /// pause) while the gateway answers 503 or nothing, as its API asks;
+    /// the last answer or failure after [`TRIES_WHEN_UNAVAILABLE`] tries.
+    async fn send_retrying(
+        &mut self,
+        method: Method,
+        uri: &Uri,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut tries = 1;
+        loop {
+            let answer = self
+                .gateway
+                .send(method.clone(), uri, &self.session, body.clone())
+                .await;
+            let unavailable = match &answer {
+                Ok((status, _)) => *status == StatusCode::SERVICE_UNAVAILABLE,
+                Err(_) => true,
+            };
+            if !unavailable || tries == TRIES_WHEN_UNAVAILABLE {
+                return match answer {
+                    Ok((status, _)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                        Err(format!("HTTP {status} after {tries} tries"))
+                    }
+                    Err(e) => Err(format!("{e} (after {tries} tries)")),
+                    ok => ok,
+                };
+            }
+            self.retried += 1;
+            tries += 1;
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
 }
 
 /// The available seats of a seat map (`GET /api/v1/showtimes/{id}/seats`).

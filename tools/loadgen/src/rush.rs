@@ -65,7 +65,7 @@ pub struct RushArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub attempts: u32,
     /// Users signing in at the same time before the rush.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub sign_in_parallel: u16,
     /// How long one request may take before it counts as an error.
     #[arg(long, default_value = "10s", value_parser = parse_duration_within::<10, 120_000>)]
@@ -111,6 +111,8 @@ struct Outcome {
     holds: Vec<(Duration, bool)>,
     seats_held: usize,
     errors: Vec<String>,
+    /// Requests sent again after a 503 or no answer.
+    retried: u64,
 }
 
 /// What the run found, for people and for `--json`.
@@ -134,7 +136,11 @@ struct Summary {
     granted_p99_ms: f64,
     users_by_ending: BTreeMap<Ending, u64>,
     seats_held: u64,
-    seats_sold: i64,
+    /// Seats sold during the rush, by seating's records once settled.
+    seats_sold: Option<i64>,
+    /// Requests sent again after a 503 or no answer (not errors unless the
+    /// last try failed too).
+    retried: u64,
     errors: u64,
     error_kinds: BTreeMap<String, u64>,
 }
@@ -187,6 +193,16 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
     }
     let rush_seconds = started.elapsed().as_secs_f64();
 
+    let mut summary = summarise(
+        &args,
+        &gateway,
+        stage.clone(),
+        &outcomes,
+        sign_in_seconds,
+        rush_seconds,
+    )?;
+    print_summary(&summary);
+
     let demand_exceeded = outcomes.iter().any(|o| o.ending == Ending::SoldOut);
     let supply = stage.supply as i64;
     let showtime_id = stage.showtime;
@@ -213,18 +229,15 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         ])
     })
     .await?;
-    let after = invariants::showtime_sales(&databases.seating, stage.showtime).await?;
-
-    let summary = summarise(
-        &args,
-        &gateway,
-        stage,
-        &outcomes,
-        sign_in_seconds,
-        rush_seconds,
+    let after = invariants::showtime_sales(&databases.seating, showtime_id).await?;
+    summary.seats_sold = Some(after.sold - before.sold);
+    println!(
+        "seats: {} held by buyers; {} sold in the rush (seating's bookings, after settling), of \
+         {} on sale",
+        summary.seats_held,
         after.sold - before.sold,
-    )?;
-    print_summary(&summary);
+        summary.stage.supply
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
@@ -252,6 +265,7 @@ async fn rush_one(
         holds: Vec::new(),
         seats_held: 0,
         errors: Vec::new(),
+        retried: 0,
     };
     for _ in 0..attempts {
         let available = match buyer.available_seats(&showtime).await {
@@ -263,6 +277,7 @@ async fn rush_one(
         };
         if available.is_empty() {
             outcome.ending = Ending::SoldOut;
+            outcome.retried = buyer.retried();
             return outcome;
         }
         let seats = pick_seats(&available, max_seats, &mut rng);
@@ -297,8 +312,10 @@ async fn rush_one(
                 Ending::Failed
             }
         };
+        outcome.retried = buyer.retried();
         return outcome;
     }
+    outcome.retried = buyer.retried();
     outcome
 }
 
@@ -352,7 +369,6 @@ fn summarise(
     outcomes: &[Outcome],
     sign_in_seconds: f64,
     rush_seconds: f64,
-    seats_sold: i64,
 ) -> anyhow::Result<Summary> {
     let mut all = Histogram::<u64>::new_with_bounds(1, HIGHEST_MICROS, 3)?;
     let mut granted = all.clone();
@@ -396,7 +412,8 @@ fn summarise(
         granted_p99_ms: ms(&granted, 0.99),
         users_by_ending,
         seats_held,
-        seats_sold,
+        seats_sold: None,
+        retried: outcomes.iter().map(|o| o.retried).sum(),
         errors: error_kinds.values().sum(),
         error_kinds,
     })
@@ -419,11 +436,13 @@ fn print_summary(s: &Summary) {
         s.rush_seconds
     );
     println!(
-        "holds: {} requests = {} granted + {} refused (409, seat taken); {} errors",
+        "holds: {} requests = {} granted + {} refused (409, seat taken); {} errors; {} requests \
+         retried after a 503 or no answer",
         thousands(s.hold_requests),
         thousands(s.holds_granted),
         thousands(s.holds_refused),
         thousands(s.errors),
+        thousands(s.retried),
     );
     println!(
         "hold latency, every answer:  p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
@@ -441,10 +460,6 @@ fn print_summary(s: &Summary) {
         users(Ending::SoldOut),
         users(Ending::GaveUp),
         users(Ending::Failed),
-    );
-    println!(
-        "seats: {} held by buyers; {} sold in the rush (seating), of {} on sale",
-        s.seats_held, s.seats_sold, s.stage.supply
     );
     if !s.error_kinds.is_empty() {
         println!("errors:");
