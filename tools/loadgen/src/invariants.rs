@@ -92,6 +92,17 @@ impl Databases {
             notifier: pool(&args.notifier_database_url, "--notifier-database-url").await?,
         })
     }
+
+    /// The invariants every booking scenario checks, whatever it did: no
+    /// seat sold twice, one booking or refund per paid checkout, one
+    /// confirmation email per booking.
+    pub async fn every_booking_invariant(&self) -> anyhow::Result<Vec<Check>> {
+        Ok(vec![
+            no_seat_sold_twice(&self.seating).await?,
+            every_paid_checkout_has_one_booking_or_refund(&self.payments, &self.seating).await?,
+            one_confirmation_email_per_booking(&self.seating, &self.notifier).await?,
+        ])
+    }
 }
 
 /// Whether waiting can repair a violation.

@@ -208,15 +208,8 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
     let showtime_id = stage.showtime;
     let databases = &databases;
     let (checks, waited) = invariants::settle(args.invariants.settle, || async move {
-        Ok(vec![
-            invariants::no_seat_sold_twice(&databases.seating).await?,
-            invariants::every_paid_checkout_has_one_booking_or_refund(
-                &databases.payments,
-                &databases.seating,
-            )
-            .await?,
-            invariants::one_confirmation_email_per_booking(&databases.seating, &databases.notifier)
-                .await?,
+        let mut checks = databases.every_booking_invariant().await?;
+        checks.extend([
             invariants::seats_sold_within_capacity(&databases.seating, showtime_id).await?,
             invariants::sold_out_when_demand_exceeds_supply(
                 &databases.seating,
@@ -226,7 +219,8 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
                 demand_exceeded,
             )
             .await?,
-        ])
+        ]);
+        Ok(checks)
     })
     .await?;
     let after = invariants::showtime_sales(&databases.seating, showtime_id).await?;
