@@ -50,7 +50,7 @@ APP_URL := $(or $(PUBLIC_BASE_URL),http://127.0.0.1:8080)
 
 say = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help up test lint fmt bench bench-holds bench-webhooks bench-events down stack status build image compose-check k8s-check manifest-checks require-cargo
+.PHONY: help up test lint fmt bench bench-holds bench-webhooks bench-events bench-booking down stack status build image compose-check k8s-check manifest-checks require-cargo
 
 help: ## Show this list
 	@echo "BookMySeat — make targets:"
@@ -136,6 +136,9 @@ bench-webhooks: ## Run the payments webhook benchmark (scripts/bench-webhooks.sh
 
 bench-events: ## Run the notifier and analytics consumer benchmark (scripts/bench-events.sh)
 	@exec bash scripts/bench-events.sh
+
+bench-booking: ## Run the rush and steady-booking scenarios with invariant checks (scripts/bench-booking.sh)
+	@exec bash scripts/bench-booking.sh
 
 compose-check: ## Validate docker-compose.yml (Compose spec schema) and lint the Dockerfile, without Docker
 	@scripts/validate-compose.sh

@@ -12,9 +12,18 @@
 
 CARGO=${CARGO:-cargo}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET_DIR/release/bookmyseat"
+# BENCH_PROFILE=debug builds and runs debug binaries: for checking that a
+# scenario works where a release build takes too long. Its figures are not
+# benchmarks; release is the default.
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+case "$BENCH_PROFILE" in
+    release) BENCH_CARGO_PROFILE_FLAGS=(--release) ;;
+    debug) BENCH_CARGO_PROFILE_FLAGS=() ;;
+    *) echo "BENCH_PROFILE must be release or debug, not '$BENCH_PROFILE'" >&2; exit 2 ;;
+esac
+BIN="$TARGET_DIR/$BENCH_PROFILE/bookmyseat"
 # shellcheck disable=SC2034  # used by the scripts that source this file
-LOADGEN="$TARGET_DIR/release/loadgen"
+LOADGEN="$TARGET_DIR/$BENCH_PROFILE/loadgen"
 
 PG_HOST=${PGHOST:-127.0.0.1}
 PG_PORT=${PGPORT:-5432}
@@ -99,11 +108,12 @@ psql_version() {
 
 load_average() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime; }
 
-# bench_prepare: release build, PostgreSQL and NATS up, a run directory.
+# bench_prepare: release build (BENCH_PROFILE), PostgreSQL and NATS up, a run
+# directory.
 bench_prepare() {
     have curl || die "curl is needed to wait for the gateway (apt-get install curl)"
-    log "building bookmyseat and loadgen (release)"
-    (cd "$ROOT" && "$CARGO" build --release -p bookmyseat -p loadgen)
+    log "building bookmyseat and loadgen ($BENCH_PROFILE)"
+    (cd "$ROOT" && "$CARGO" build ${BENCH_CARGO_PROFILE_FLAGS[@]+"${BENCH_CARGO_PROFILE_FLAGS[@]}"} -p bookmyseat -p loadgen)
     if [ -x "$ROOT/scripts/stack.sh" ]; then
         "$ROOT/scripts/stack.sh" ensure
     else

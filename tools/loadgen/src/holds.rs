@@ -38,7 +38,6 @@
 //! from the scheduled start), which is what "p99 at 1,000 holds/s" asks.
 //! The gRPC share of the raw-SQL ceiling is judged on the closed loops only.
 
-use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -48,7 +47,7 @@ use proto::seating::v1 as pb;
 use proto::seating::v1::seating_service_client::SeatingServiceClient;
 use serde::Serialize;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -56,7 +55,8 @@ use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
 use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::report::{self, Row, thousands};
-use crate::target::Target;
+use crate::sign_in;
+use crate::target::{Target, loopback_database};
 
 /// Issue #3: gRPC hold throughput as a share of the raw-SQL ceiling.
 const MIN_GRPC_SHARE_OF_SQL: f64 = 0.5;
@@ -236,7 +236,7 @@ struct JsonReport<'a> {
 pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
     let gateway = Target::loopback(&args.gateway, "--gateway")?;
     let seating = Target::loopback(&args.seating, "--seating")?;
-    let database = loopback_database(&args.database_url)?;
+    let database = loopback_database(&args.database_url, "--database-url", "loadgen-holds")?;
     for &rate in &args.rates {
         anyhow::ensure!(
             (1.0..=100_000.0).contains(&rate),
@@ -385,26 +385,6 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
         bail!("{errors} iterations failed; figures from a run with errors are not comparable");
     }
     Ok(())
-}
-
-/// Parses the database URL, refusing any host but this machine.
-fn loopback_database(url: &str) -> anyhow::Result<PgConnectOptions> {
-    let options = PgConnectOptions::from_str(url)
-        .context("--database-url is not a PostgreSQL URL")?
-        .application_name("loadgen-holds");
-    let host = options.get_host();
-    let local = host.starts_with('/')
-        || host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    anyhow::ensure!(
-        local,
-        "--database-url points at {host}; loadgen only sends load to this machine"
-    );
-    Ok(options)
 }
 
 /// The gRPC verdicts of one mode: share of the SQL ceiling, p99.
@@ -726,7 +706,7 @@ async fn measure(
             let mut workers = Vec::with_capacity(showtimes.len());
             for (i, showtime) in showtimes.iter().enumerate() {
                 let mut connection = Http1Connection::new(gateway, args.load.timeout, false)?;
-                let session = gateway_session(&mut connection, &user(i)).await?;
+                let session = sign_in::gateway_session(&mut connection, &user(i)).await?;
                 workers.push(GatewayHold {
                     connection,
                     hold_uri: format!("/api/v1/showtimes/{}/holds", showtime.id).parse()?,
@@ -773,90 +753,6 @@ async fn measure(
             closed_loop::run(shape, workers).await
         }
     }
-}
-
-/// The password of every load-generator account.
-const BENCH_PASSWORD: &str = "loadgen bench password";
-
-/// Signs bench user `name` in through the gateway, creating its account the
-/// first time: the `Cookie` and `X-CSRF-Token` headers its requests carry.
-async fn gateway_session(
-    connection: &mut Http1Connection,
-    name: &str,
-) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
-    let fail = |what: &str, e: String| anyhow::anyhow!("signing {name} in ({what}): {e}");
-    let (_, headers, body) = connection
-        .send_full(Method::GET, &"/api/v1/auth/csrf".parse()?, &[], None)
-        .await
-        .map_err(|e| fail("CSRF token", e))?;
-    let anonymous = vec![
-        (http::header::COOKIE, cookie(&headers, "bms_csrf")?),
-        (
-            HeaderName::from_static("x-csrf-token"),
-            HeaderValue::from_str(json_field(&body, "csrf_token")?.as_str())?,
-        ),
-    ];
-    let email = format!("{name}@loadgen.bookmyseat.test");
-    // Sign up first and sign in only when the account exists: a sign-in
-    // attempt for a missing account counts as a failure, and the gateway
-    // refuses an address after a handful of those.
-    let register = serde_json::json!({
-        "email": email, "display_name": name, "password": BENCH_PASSWORD
-    });
-    let (mut status, mut headers, mut body) = connection
-        .send_full(
-            Method::POST,
-            &"/api/v1/auth/register".parse()?,
-            &anonymous,
-            Some(Bytes::from(serde_json::to_vec(&register)?)),
-        )
-        .await
-        .map_err(|e| fail("register", e))?;
-    if status == StatusCode::CONFLICT {
-        let login = serde_json::json!({ "email": email, "password": BENCH_PASSWORD });
-        (status, headers, body) = connection
-            .send_full(
-                Method::POST,
-                &"/api/v1/auth/login".parse()?,
-                &anonymous,
-                Some(Bytes::from(serde_json::to_vec(&login)?)),
-            )
-            .await
-            .map_err(|e| fail("login", e))?;
-    }
-    anyhow::ensure!(
-        status.is_success(),
-        "signing {name} in: HTTP {status}: {} (a gateway started for benchmarks needs a high \
-         SIGN_UPS_PER_ADDRESS_PER_HOUR)",
-        String::from_utf8_lossy(&body)
-    );
-    Ok(vec![
-        (http::header::COOKIE, cookie(&headers, "bms_session")?),
-        (
-            HeaderName::from_static("x-csrf-token"),
-            HeaderValue::from_str(json_field(&body, "csrf_token")?.as_str())?,
-        ),
-    ])
-}
-
-/// `name=value` of the cookie a response sets.
-fn cookie(headers: &http::HeaderMap, name: &str) -> anyhow::Result<HeaderValue> {
-    let pair = headers
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .with_context(|| format!("the gateway set no {name} cookie"))?;
-    Ok(HeaderValue::from_str(pair)?)
-}
-
-fn json_field(body: &[u8], field: &str) -> anyhow::Result<String> {
-    let value: serde_json::Value = serde_json::from_slice(body)?;
-    value[field]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no {field} in {value}"))
 }
 
 /// A worker holding through the gateway's JSON API.

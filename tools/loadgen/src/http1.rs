@@ -44,6 +44,11 @@ impl Http1Connection {
         })
     }
 
+    /// From now on, each request may take `timeout`.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// `GET uri`, read to the end. Anything but `200 OK` is an error.
     pub async fn get(&mut self, uri: &Uri) -> Result<Bytes, String> {
         let (status, body) = self.send(Method::GET, uri, &[], None).await?;

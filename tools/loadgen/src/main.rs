@@ -15,23 +15,30 @@
 //! SQL, uncontended and contended. `webhooks` (issue #5) sends signed Stripe
 //! webhooks to payments and times each to its `bookings.confirmed`.
 //! `events` (issue #6) publishes `bookings.confirmed` events and times the
-//! notifier's and analytics' consumers through them. The
-//! booking scenarios of
-//! issue #8 (a rush on one showtime, steady booking) will be further
-//! subcommands sharing the runner, the HTTP connection and the report.
+//! notifier's and analytics' consumers through them. `rush` (issue #8) sends
+//! a crowd of signed-in buyers at one showtime at once; `booking` (issue #8)
+//! completes whole purchases in a closed loop (hold, checkout, simulated
+//! payment, booking confirmed). Both end by checking the product's
+//! invariants in the services' databases ([`invariants`]) and fail when one
+//! is violated.
 //!
 //! Load only ever goes to this machine: [`target`] refuses any address
 //! outside the loopback range, and every run is bounded in time and in
 //! request count.
 
+mod booking;
 mod browse;
 mod closed_loop;
 mod cpu;
 mod events;
 mod holds;
 mod http1;
+mod invariants;
 mod programme;
+mod purchase;
 mod report;
+mod rush;
+mod sign_in;
 mod stripe;
 mod target;
 mod webhooks;
@@ -70,6 +77,13 @@ enum Scenario {
     /// Event consumers (issue #6): `bookings.confirmed` events per second
     /// through the notifier (emails) and analytics (figures).
     Events(events::EventsArgs),
+    /// A rush (issue #8): many buyers at once race for one showtime's seats;
+    /// hold latency, holds granted and refused, seats sold, invariants.
+    Rush(rush::RushArgs),
+    /// Steady booking (issue #8): workers complete whole bookings (hold,
+    /// checkout, simulated payment, confirmed) in a closed loop; bookings/s,
+    /// hold-to-confirmed latency, invariants.
+    Booking(booking::BookingArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,5 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Holds(args) => runtime.block_on(holds::run(args)),
         Scenario::Webhooks(args) => runtime.block_on(webhooks::run(args)),
         Scenario::Events(args) => runtime.block_on(events::run(args)),
+        Scenario::Rush(args) => runtime.block_on(rush::run(args)),
+        Scenario::Booking(args) => runtime.block_on(booking::run(args)),
     }
 }

@@ -6,9 +6,11 @@
 //! mistyped flag can never point a load test at someone else's server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr as _;
 
 use anyhow::{Context as _, bail};
 use http::Uri;
+use sqlx::postgres::PgConnectOptions;
 
 /// A service on this machine that load may be sent to.
 #[derive(Clone, Debug)]
@@ -84,6 +86,32 @@ impl Target {
     }
 }
 
+/// Parses a PostgreSQL URL (from the flag named `flag`), refusing any host
+/// but this machine (a Unix socket counts as this machine); the connections
+/// say `application` in `pg_stat_activity`.
+pub fn loopback_database(
+    url: &str,
+    flag: &str,
+    application: &str,
+) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("{flag} is not a PostgreSQL URL"))?
+        .application_name(application);
+    let host = options.get_host();
+    let local = host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        local,
+        "{flag} points at {host}; loadgen only sends load to this machine"
+    );
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +138,29 @@ mod tests {
             "http://127.0.0.1:8080/api/v1/movies",
         ] {
             assert!(Target::loopback(url, "--gateway").is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn databases_off_this_machine_are_refused() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/bookmyseat_seating",
+            "postgres://postgres@localhost/bookmyseat_seating",
+        ] {
+            assert!(
+                loopback_database(url, "--seating-database-url", "t").is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "postgres://postgres@10.1.2.3/db",
+            "postgres://db.example.com/db",
+            "mysql://x",
+        ] {
+            assert!(
+                loopback_database(url, "--seating-database-url", "t").is_err(),
+                "{url}"
+            );
         }
     }
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+#
+# scripts/bench-booking.sh — the booking scenarios of issue #8, end to end:
+# a rush on one showtime, then steady booking, each followed by the
+# invariant checks in the services' own databases.
+#
+#   scripts/bench-booking.sh [LOADGEN FLAGS FOR BOTH SCENARIOS...]
+#
+# Builds `bookmyseat` and `loadgen` (release), makes sure PostgreSQL and NATS
+# answer (scripts/stack.sh), recreates databases of its own (migrate + seed),
+# starts all six roles — catalog, seating, payments, notifier, analytics,
+# gateway — as separate processes on ports of their own (as operators run
+# them, and as the e2e tests do), with the simulated payment provider (no
+# Stripe key) and the notifier writing emails to a folder, runs
+# `loadgen rush` and then `loadgen booking` against the gateway, prints the
+# figures and the machine, and stops what it started. Everything runs on
+# this machine; on a 2-core machine the load generator shares the CPU with
+# six services and PostgreSQL, so the figures are what one small box does in
+# total.
+#
+# Knobs (environment):
+#   BENCH_RUSH_USERS       buyers racing for one showtime        (default 1000)
+#   BENCH_RUSH_MAX_SEATS   most seats per rush buyer             (default 4)
+#   BENCH_WORKERS          steady-booking workers (closed loop)  (default 32)
+#   BENCH_DURATION         steady booking, measured time         (default 20s)
+#   BENCH_WARMUP           steady booking, uncounted warm-up     (default 3s)
+#   BENCH_SETTLE           longest wait for bookings and emails before the
+#                          invariants are judged                 (default 60s)
+#   BENCH_SCENARIOS        rush,booking                          (default both)
+#   BENCH_PROFILE          release, or debug to check the scenarios where a
+#                          release build takes too long (debug figures are
+#                          not benchmarks)                       (default release)
+#   BENCH_FRESH            1: drop this benchmark's databases first, so the
+#                          rush finds its showtime unsold and the invariants
+#                          read this run only; 0: keep them      (default 1)
+#   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles    (default benchbk)
+#   BENCH_CATALOG_PORT, BENCH_SEATING_PORT, BENCH_PAYMENTS_PORT,
+#   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT
+#                          first port tried for each (defaults 50251, 50252,
+#                          50253, 8283, 50254, 8280; the next free one is used)
+#   BENCH_DATABASE_URL_PREFIX   each service's database is this plus its name
+#                          (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_benchbk_;
+#                          not the other benchmarks' databases, which keep
+#                          rows the invariants would judge)
+#   CARGO_TARGET_DIR       honoured, as cargo does
+# Extra arguments go to both `loadgen rush` and `loadgen booking`, e.g.
+#   scripts/bench-booking.sh --timeout 20s
+#
+# Nothing here reaches a running `make up`: the databases, ports and the
+# NATS subject prefix are this benchmark's own.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_PREFIX=bench-booking
+BENCH_DATABASE_URL_PREFIX=${BENCH_DATABASE_URL_PREFIX:-postgres://postgres@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/bookmyseat_benchbk_}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+
+BENCH_RUSH_USERS=${BENCH_RUSH_USERS:-1000}
+BENCH_RUSH_MAX_SEATS=${BENCH_RUSH_MAX_SEATS:-4}
+BENCH_WORKERS=${BENCH_WORKERS:-32}
+BENCH_DURATION=${BENCH_DURATION:-20s}
+BENCH_WARMUP=${BENCH_WARMUP:-3s}
+BENCH_SETTLE=${BENCH_SETTLE:-60s}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-rush,booking}
+BENCH_FRESH=${BENCH_FRESH:-1}
+BENCH_EVENTS_PREFIX=${BENCH_EVENTS_PREFIX:-benchbk}
+
+# next_port START TAKEN...: the first free port from START that is not TAKEN.
+next_port() {
+    local port
+    port=$(free_port "$1")
+    shift
+    while [[ " $* " == *" $port "* ]]; do port=$(free_port $((port + 1))); done
+    echo "$port"
+}
+
+# drop_databases: this benchmark's six databases, gone (they are recreated
+# by migrate). Refuses a prefix that does not name bench databases.
+drop_databases() {
+    local maintenance=${BENCH_DATABASE_URL_PREFIX%/*}/postgres name service
+    name=${BENCH_DATABASE_URL_PREFIX##*/}
+    [[ "$name" == *bench* ]] || die "BENCH_FRESH=1 drops databases; BENCH_DATABASE_URL_PREFIX must name bench databases (…bench…), not ${name}*"
+    have psql || die "psql is needed to recreate the bench databases (apt-get install postgresql-client), or set BENCH_FRESH=0"
+    for service in "${SERVICES_WITH_DATABASES[@]}"; do
+        psql "$maintenance" -X -q -c "DROP DATABASE IF EXISTS \"$name$service\" WITH (FORCE)" </dev/null >/dev/null ||
+            die "cannot drop the bench database $name$service"
+    done
+}
+
+main() {
+    # The simulated provider needs no Stripe key; emails go to a folder.
+    unset STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET SMTP_URL
+    bench_prepare
+    CATALOG_PORT=$(next_port "${BENCH_CATALOG_PORT:-50251}")
+    SEATING_PORT=$(next_port "${BENCH_SEATING_PORT:-50252}" "$CATALOG_PORT")
+    PAYMENTS_PORT=$(next_port "${BENCH_PAYMENTS_PORT:-50253}" "$CATALOG_PORT" "$SEATING_PORT")
+    ANALYTICS_PORT=$(next_port "${BENCH_ANALYTICS_PORT:-50254}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT")
+    PAYMENTS_HTTP_PORT=$(next_port "${BENCH_PAYMENTS_HTTP_PORT:-8283}")
+    GATEWAY_PORT=$(next_port "${BENCH_GATEWAY_PORT:-8280}" "$PAYMENTS_HTTP_PORT")
+    MAIL_DIR="$RUN_DIR/mail"
+
+    # No STRIPE_SECRET_KEY: the simulated provider. No SMTP_URL: emails go
+    # to MAIL_DIR as files (the notifier records each in its database).
+    bench_env \
+        EVENTS_PREFIX="$BENCH_EVENTS_PREFIX" \
+        NOTIFIER_OUTBOX_DIR="$MAIL_DIR" \
+        CATALOG_GRPC_ADDR="127.0.0.1:$CATALOG_PORT" \
+        CATALOG_URL="http://127.0.0.1:$CATALOG_PORT" \
+        SEATING_GRPC_ADDR="127.0.0.1:$SEATING_PORT" \
+        SEATING_CATALOG_URL="http://127.0.0.1:$CATALOG_PORT" \
+        SEATING_URL="http://127.0.0.1:$SEATING_PORT" \
+        PAYMENTS_GRPC_ADDR="127.0.0.1:$PAYMENTS_PORT" \
+        PAYMENTS_HTTP_ADDR="127.0.0.1:$PAYMENTS_HTTP_PORT" \
+        PAYMENTS_PUBLIC_URL="http://127.0.0.1:$PAYMENTS_HTTP_PORT" \
+        PAYMENTS_URL="http://127.0.0.1:$PAYMENTS_PORT" \
+        PAYMENTS_CATALOG_URL="http://127.0.0.1:$CATALOG_PORT" \
+        PAYMENTS_SEATING_URL="http://127.0.0.1:$SEATING_PORT" \
+        ANALYTICS_GRPC_ADDR="127.0.0.1:$ANALYTICS_PORT" \
+        ANALYTICS_URL="http://127.0.0.1:$ANALYTICS_PORT" \
+        GATEWAY_HTTP_ADDR="127.0.0.1:$GATEWAY_PORT" \
+        PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
+        SIGN_UPS_PER_ADDRESS_PER_HOUR=1000000
+    # Every buyer is an account of its own, all signing up from 127.0.0.1.
+    if [ "$BENCH_FRESH" = 1 ]; then
+        log "dropping this benchmark's databases (BENCH_FRESH=1)"
+        drop_databases
+    fi
+    bench_migrate_and_seed
+    # Sign-in failures of an earlier, interrupted run would still count
+    # against 127.0.0.1 for a quarter of an hour.
+    psql "${BENCH_DATABASE_URL_PREFIX}gateway" -X -q -c "DELETE FROM auth_throttle" </dev/null >/dev/null ||
+        die "cannot reset the bench gateway's sign-in throttle"
+
+    log "starting catalog, seating, payments, notifier, analytics and gateway (http://127.0.0.1:$GATEWAY_PORT); EVENTS_PREFIX=$BENCH_EVENTS_PREFIX; logs in $RUN_DIR"
+    start catalog "${BENCH_ENV[@]}" "$BIN" catalog
+    wait_for catalog tcp_open 127.0.0.1 "$CATALOG_PORT"
+    start seating "${BENCH_ENV[@]}" "$BIN" seating
+    wait_for seating tcp_open 127.0.0.1 "$SEATING_PORT"
+    start payments "${BENCH_ENV[@]}" "$BIN" payments
+    wait_for payments tcp_open 127.0.0.1 "$PAYMENTS_PORT"
+    wait_for payments tcp_open 127.0.0.1 "$PAYMENTS_HTTP_PORT"
+    start notifier "${BENCH_ENV[@]}" "$BIN" notifier
+    start analytics "${BENCH_ENV[@]}" "$BIN" analytics
+    wait_for analytics tcp_open 127.0.0.1 "$ANALYTICS_PORT"
+    start gateway "${BENCH_ENV[@]}" "$BIN" gateway
+    wait_for gateway gateway_healthy
+    # The consumers bind their durable subscriptions at start-up.
+    sleep 2
+    alive notifier || { tail_log "$RUN_DIR/notifier.log"; die "the notifier exited during start-up"; }
+
+    local info common status=0
+    info=$(bench_info_fd "$@")
+    common=(
+        --gateway "http://127.0.0.1:$GATEWAY_PORT"
+        --seating-database-url "${BENCH_DATABASE_URL_PREFIX}seating"
+        --payments-database-url "${BENCH_DATABASE_URL_PREFIX}payments"
+        --notifier-database-url "${BENCH_DATABASE_URL_PREFIX}notifier"
+        --settle "$BENCH_SETTLE"
+    )
+    {
+        echo
+        machine
+        echo "build: $BENCH_PROFILE"
+        echo "load average before: $(load_average)"
+        echo "command: scripts/bench-booking.sh $*  (loadgen rush --users $BENCH_RUSH_USERS --max-seats $BENCH_RUSH_MAX_SEATS; loadgen booking --concurrency $BENCH_WORKERS --duration $BENCH_DURATION --warmup $BENCH_WARMUP; --settle $BENCH_SETTLE)"
+        echo
+    } >&"$info"
+    if [[ ",$BENCH_SCENARIOS," == *,rush,* ]]; then
+        echo "=== rush ===" >&"$info"
+        "$LOADGEN" rush "${common[@]}" \
+            --users "$BENCH_RUSH_USERS" \
+            --max-seats "$BENCH_RUSH_MAX_SEATS" \
+            "$@" || status=$?
+        echo >&"$info"
+    fi
+    if [[ ",$BENCH_SCENARIOS," == *,booking,* ]] && [ "$status" -eq 0 ]; then
+        echo "=== steady booking ===" >&"$info"
+        "$LOADGEN" booking "${common[@]}" \
+            --concurrency "$BENCH_WORKERS" \
+            --duration "$BENCH_DURATION" \
+            --warmup "$BENCH_WARMUP" \
+            --watch "gateway=$(pid_of gateway),seating=$(pid_of seating),payments=$(pid_of payments),notifier=$(pid_of notifier)" \
+            "$@" || status=$?
+    fi
+    printf '\nload average after: %s\n' "$(load_average)" >&"$info"
+    printf 'emails written: %s\n' "$(find "$MAIL_DIR" -name '*.eml' 2>/dev/null | wc -l)" >&"$info"
+
+    bench_finish
+    return "$status"
+}
+
+main "$@"
