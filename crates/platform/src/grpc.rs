@@ -39,17 +39,42 @@ impl Dependencies {
     /// Whether the database answers a trivial query within a second and
     /// NATS (if any) is connected.
     pub async fn reachable(&self) -> bool {
-        let database = tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("SELECT 1").execute(&self.pool),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let database = tokio::time::timeout(Duration::from_secs(1), self.database_answers())
+            .await
+            .unwrap_or(false);
         let nats = self
             .nats
             .as_ref()
             .is_none_or(|n| n.connection_state() == async_nats::connection::State::Connected);
         database && nats
+    }
+}
+
+impl Dependencies {
+    /// A trivial query over an idle pooled connection or, when every pooled
+    /// connection is busy, over a connection of its own. A rush keeps the
+    /// whole pool busy; queueing behind it would report a busy database as
+    /// an unreachable one and take the replica out of service just when it
+    /// is needed most.
+    async fn database_answers(&self) -> bool {
+        use sqlx::{ConnectOptions as _, Connection as _};
+        if let Some(mut connection) = self.pool.try_acquire() {
+            return sqlx::query("SELECT 1")
+                .execute(&mut *connection)
+                .await
+                .is_ok();
+        }
+        match self.pool.connect_options().connect().await {
+            Ok(mut connection) => {
+                let answered = sqlx::query("SELECT 1")
+                    .execute(&mut connection)
+                    .await
+                    .is_ok();
+                let _ = connection.close().await;
+                answered
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -736,6 +736,10 @@ impl FilmFilter {
                 format!("search text is limited to {MAX_QUERY_CHARS} characters"),
             );
         }
+        // PostgreSQL refuses NUL in text: a clear error rather than a 500.
+        if query.chars().any(char::is_control) {
+            v.add("query", "search text may not contain control characters");
+        }
         let query = Some(query.to_lowercase()).filter(|q| !q.is_empty());
         let page_size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -978,6 +982,10 @@ mod tests {
         assert!(FilmFilter::parse("horror", "", "", 0, "", &vocabulary).is_err());
         assert!(FilmFilter::parse("", "tlh", "", 0, "", &vocabulary).is_err());
         assert!(FilmFilter::parse("", "", &"x".repeat(101), 0, "", &vocabulary).is_err());
+        assert!(
+            FilmFilter::parse("", "", "met\0ro", 0, "", &vocabulary).is_err(),
+            "NUL, which PostgreSQL refuses, is a clear error"
+        );
         assert!(FilmFilter::parse("", "", "", 1_000, "", &vocabulary).is_err());
         assert!(FilmFilter::parse("", "", "", 0, "garbage!", &vocabulary).is_err());
         let filter = FilmFilter::parse("drama", "en", "  MeTRO ", 0, "", &vocabulary).unwrap();

@@ -312,6 +312,13 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         let request = request.into_inner();
         let showtime_id = parse_id("showtime_id", &request.showtime_id)?;
         let reason: String = request.reason.trim().chars().take(200).collect();
+        // PostgreSQL refuses NUL in text; other control characters have no
+        // place in a reason shown to staff either.
+        if reason.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "reason: control characters are not allowed",
+            ));
+        }
         let labels = self
             .known_seats(showtime_id, &request.seats, MAX_SEATS_PER_STAFF_CALL)
             .await?;

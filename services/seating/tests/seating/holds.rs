@@ -268,6 +268,18 @@ async fn blocked_seats_cannot_be_held_and_held_seats_cannot_be_blocked() {
     assert_eq!(unavailable_seats(&refused), ["E3"]);
     assert_eq!(f.seats_in(pb::SeatState::Blocked).await, ["E1", "E2"]);
 
+    let nul = f
+        .client
+        .clone()
+        .block_seats(pb::BlockSeatsRequest {
+            showtime_id: f.showtime_id.clone(),
+            seats: labels(&["E5"]),
+            reason: "bro\0ken".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(nul.code(), Code::InvalidArgument, "{nul:?}");
+
     f.client
         .clone()
         .unblock_seats(pb::UnblockSeatsRequest {
