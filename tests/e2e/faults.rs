@@ -328,14 +328,23 @@ async fn settle_and_check(env: &Environment, acknowledged: &Acknowledged, mailbo
         acknowledged.payments.len() >= 5,
         "the load bought too little to prove anything: {acknowledged}"
     );
-    for hold in &acknowledged.holds {
-        let found = count(
+    let holds: Vec<String> = acknowledged
+        .holds
+        .iter()
+        .map(|h| format!("'{h}'"))
+        .collect();
+    assert_eq!(
+        count(
             &env.seating_db,
-            &format!("SELECT count(*) FROM holds WHERE id = '{hold}'"),
+            &format!(
+                "SELECT count(*) FROM holds WHERE id IN ({})",
+                holds.join(",")
+            ),
         )
-        .await;
-        assert_eq!(found, 1, "acknowledged hold {hold} exists");
-    }
+        .await,
+        acknowledged.holds.len() as i64,
+        "every acknowledged hold exists"
+    );
     let sessions: Vec<String> = acknowledged
         .checkouts
         .iter()

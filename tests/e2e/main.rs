@@ -91,6 +91,15 @@ impl Environment {
             ("PUBLIC_BASE_URL", gateway_url.clone()),
             ("NATS_URL", test_support::nats_url()),
             ("EVENTS_PREFIX", streams.prefix.clone()),
+            // Small pools: two systems under load run side by side on one
+            // PostgreSQL (max_connections 100 by default), each of six
+            // processes with a pool of its own.
+            ("CATALOG_DB_POOL_SIZE", "4".to_owned()),
+            ("SEATING_DB_POOL_SIZE", "8".to_owned()),
+            ("PAYMENTS_DB_POOL_SIZE", "5".to_owned()),
+            ("NOTIFIER_CONCURRENCY", "2".to_owned()),
+            ("NOTIFIER_DB_POOL_SIZE", "5".to_owned()),
+            ("ANALYTICS_DB_POOL_SIZE", "5".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -58,6 +58,10 @@ impl Dependencies {
     /// is needed most.
     async fn database_answers(&self) -> bool {
         use sqlx::{ConnectOptions as _, Connection as _};
+        // A closed pool serves nothing, whatever the database says.
+        if self.pool.is_closed() {
+            return false;
+        }
         if let Some(mut connection) = self.pool.try_acquire() {
             return sqlx::query("SELECT 1")
                 .execute(&mut *connection)

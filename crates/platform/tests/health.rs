@@ -4,7 +4,8 @@ use platform::grpc::Dependencies;
 
 /// Every pooled connection busy (a rush queues them all on one showtime) is
 /// a busy database, not an unreachable one: the replica keeps serving. A
-/// database that cannot be reached is still reported as such.
+/// closed pool, or a database that cannot be reached, is still reported as
+/// not serving.
 #[tokio::test]
 async fn a_saturated_pool_is_busy_not_down() {
     let db = test_support::TestDb::create("platform_health").await;
@@ -26,6 +27,11 @@ async fn a_saturated_pool_is_busy_not_down() {
         "with every pooled connection busy the database still answers"
     );
     drop(busy);
+    pool.close().await;
+    assert!(
+        !dependencies.reachable().await,
+        "a closed pool serves nothing"
+    );
 
     let nowhere = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
