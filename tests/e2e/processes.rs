@@ -93,13 +93,7 @@ impl Role {
     }
 }
 
-/// A TCP port nobody listened on a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("finding a free port")
-}
+pub use test_support::free_port;
 
 /// Polls `url` until it answers 200 (at most 30 s).
 pub async fn wait_until_ready(http: &reqwest::Client, url: &str) {

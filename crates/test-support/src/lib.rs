@@ -243,6 +243,35 @@ pub async fn spawn_catalog_with_demo_programme(now: DateTime<Utc>) -> CatalogHan
     handle
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on, for a server a test
+/// starts a moment later (often in another process). Port 0's answer comes
+/// from the kernel's ephemeral range, where any outgoing connection may take
+/// it before the server binds it; under load tests that happens. So the port
+/// is picked below that range (and above the well-known services' ports),
+/// checked free, and never handed out twice by one test process.
+pub fn free_port() -> u16 {
+    use std::sync::Mutex;
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (20_000u16, ephemeral_low.max(21_000));
+    for _ in 0..2_000 {
+        let port = low + (uuid::Uuid::new_v4().as_u128() % u128::from(high - low)) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free TCP port between {low} and {high} on 127.0.0.1");
+}
+
 /// The NATS server tests use: `NATS_URL`, or the local default.
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())

@@ -47,7 +47,7 @@ impl NatsServer {
     /// (until [`NatsServer::restart`]): clients connecting first see NATS
     /// down.
     pub fn unstarted() -> NatsServer {
-        NatsServer::prepare(free_port(), Vec::new())
+        NatsServer::prepare(crate::free_port(), Vec::new())
     }
 
     fn prepare(port: u16, extra: Vec<String>) -> NatsServer {
@@ -142,7 +142,7 @@ impl NatsCluster {
     /// [`crate::eventually`]).
     pub async fn start(size: usize) -> NatsCluster {
         let cluster_name = format!("c{}", uuid::Uuid::new_v4().simple());
-        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..size).map(|_| crate::free_port()).collect();
         let routes = route_ports
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
@@ -160,7 +160,7 @@ impl NatsCluster {
                 "--routes".to_owned(),
                 routes.clone(),
             ];
-            let mut server = NatsServer::prepare(free_port(), extra);
+            let mut server = NatsServer::prepare(crate::free_port(), extra);
             server.restart().await;
             servers.push(server);
         }
@@ -175,11 +175,4 @@ impl NatsCluster {
             .collect::<Vec<_>>()
             .join(",")
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("finding a free port")
 }

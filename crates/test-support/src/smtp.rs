@@ -20,7 +20,6 @@
 //! missing the sink panics with that instruction: a test that needs SMTP
 //! never skips silently.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -188,7 +187,7 @@ impl SmtpSink {
              run `scripts/stack.sh ensure --smtp` (or `make test STACK_FLAGS=--smtp`) once",
             python.display()
         );
-        let port = free_port();
+        let port = crate::free_port();
         let maildir =
             std::env::temp_dir().join(format!("bookmyseat-smtp-{}", uuid::Uuid::new_v4()));
         // Python's Maildir makes its folders only when the root is missing;
@@ -343,11 +342,3 @@ impl Drop for SmtpSink {
 
 /// aiosmtpd's stderr, inside the maildir folder (Maildir ignores files there).
 const LOG_FILE: &str = "aiosmtpd.log";
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("binding port 0 to find a free port")
-}
