@@ -381,7 +381,7 @@ mod tests {
     fn subjects_follow_the_prefix() {
         let subjects = Subjects::new("t1");
         assert_eq!(subjects.booking_confirmed, "t1.bookings.confirmed");
-        let specs = subjects.consumer_specs(Duration::from_secs(60), 8);
+        let specs = subjects.consumer_specs(Duration::from_secs(60), 16);
         assert_eq!(specs[0].stream, "T1_BOOKINGS");
         assert_eq!(specs[1].stream, "T1_PAYMENTS");
         assert_eq!(specs[2].stream, "T1_ACCOUNTS");

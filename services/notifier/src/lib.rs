@@ -106,12 +106,12 @@ pub struct Settings {
     /// Confirmation emails sent at once, each over its own pooled SMTP
     /// connection. Most of a send is waiting on the relay, so several in
     /// flight is what makes throughput.
-    #[arg(long, env = "NOTIFIER_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "NOTIFIER_CONCURRENCY", default_value_t = 16)]
     pub notifier_concurrency: u32,
     /// Connections in the notifier's database pool (at least
     /// NOTIFIER_CONCURRENCY + 3: each send holds one, and the other two
     /// consumers and the delivery records need theirs).
-    #[arg(long, env = "NOTIFIER_DB_POOL_SIZE", default_value_t = 12)]
+    #[arg(long, env = "NOTIFIER_DB_POOL_SIZE", default_value_t = 20)]
     pub notifier_db_pool_size: u32,
     /// Prefix for JetStream streams and NATS subjects; empty in production.
     /// Tests set one so parallel tests never share a stream.
@@ -126,8 +126,8 @@ impl Default for Settings {
             notifier_smtp_backoff_ms: 1_000,
             notifier_smtp_max_backoff_ms: 120_000,
             notifier_smtp_timeout_ms: 20_000,
-            notifier_concurrency: 8,
-            notifier_db_pool_size: 12,
+            notifier_concurrency: 16,
+            notifier_db_pool_size: 20,
             notifier_events_prefix: String::new(),
         }
     }
@@ -323,7 +323,7 @@ mod tests {
         assert!(backwards.validate().is_err());
         let starved = Settings {
             notifier_concurrency: 16,
-            notifier_db_pool_size: 12,
+            notifier_db_pool_size: 18,
             ..Default::default()
         };
         assert!(
