@@ -240,19 +240,23 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
-/// How long one pull request waits for messages before it is renewed.
-const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How long one pull request waits for messages before it is renewed. Short,
+/// because a stopping consumer reads its open request to the end (see
+/// [`hand_back`]); an idle consumer renews it every two seconds, which costs
+/// nothing worth counting.
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 /// Gives back what a stopping consumer pulled but never started, so the
 /// next process (a rolling restart) gets it within a second rather than
 /// after the ack wait. The redelivery is delayed so that it cannot land in
-/// this process's open request. Bounded by the request's size; a message
-/// that arrives after a short silence waits for its ack wait.
+/// this process's open request. The open pull request can still be filled
+/// with messages published meanwhile until it expires, so this reads it to
+/// its end (at most [`PULL_EXPIRES`]): a message delivered to a stopping
+/// process would otherwise sit out its ack wait.
 async fn hand_back(spec: &ConsumerSpec, messages: &mut pull::Batch) {
     let mut handed_back = 0;
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(Duration::from_millis(20), messages.next()).await
-    {
+    let deadline = tokio::time::Instant::now() + PULL_EXPIRES + Duration::from_secs(1);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, messages.next()).await {
         ack(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
         handed_back += 1;
     }

@@ -124,10 +124,16 @@ impl Notifier {
         let from =
             notifier::parse_from("BookMySeat <tickets@bookmyseat.test>").expect("a valid From");
         // The service gets a pool of its own, as it would in production.
-        let pool =
-            platform::db::connect(&self.db.url, "NOTIFIER_DATABASE_URL", &Default::default())
-                .await
-                .expect("connecting the notifier to its test database");
+        let pool = platform::db::connect(
+            &self.db.url,
+            "NOTIFIER_DATABASE_URL",
+            &platform::db::PoolSettings {
+                max_connections: self.settings.notifier_db_pool_size,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connecting the notifier to its test database");
         let nats = platform::nats::connect(&test_support::nats_url())
             .await
             .expect("tests need NATS with JetStream (make test starts one)");
