@@ -643,30 +643,7 @@ async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
     );
 
     // The success page confirms within moments.
-    let mut reference = String::new();
-    for _ in 0..100 {
-        let html = buyer
-            .on(http.get(&success))
-            .send()
-            .await
-            .expect("the success page")
-            .text()
-            .await
-            .expect("html");
-        if let Some(found) = html
-            .split("data-booking-reference>")
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-        {
-            reference = found.to_owned();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        reference.starts_with("BMS-"),
-        "no booking on the success page"
-    );
+    let reference = confirmed_reference(&http, &buyer, &success).await;
 
     // The booking is the buyer's, on the profile and in the API.
     let bookings = get_json(&http, &env.url("/api/v1/bookings"), Some(&buyer)).await;
@@ -837,6 +814,31 @@ async fn a_forgotten_password_is_reset_through_the_emailed_link() {
     })
     .await
     .expect("`all` stops");
+}
+
+/// The booking reference the buyer's success page shows, once it does
+/// (bounded: 10 s).
+async fn confirmed_reference(http: &reqwest::Client, buyer: &Session, success: &str) -> String {
+    for _ in 0..100 {
+        let html = buyer
+            .on(http.get(success))
+            .send()
+            .await
+            .expect("the success page")
+            .text()
+            .await
+            .expect("html");
+        if let Some(found) = html
+            .split("data-booking-reference>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .filter(|found| found.starts_with("BMS-"))
+        {
+            return found.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no booking on the success page {success} within 10 s");
 }
 
 async fn count(db: &test_support::TestDb, sql: &str) -> i64 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use test_support::smtp::SmtpSink;
 use test_support::stripe::{self, FakeStripe, WebhookSigner};
 
-use super::{Environment, Session, count, get_json};
+use super::{Environment, Session, confirmed_reference, count, get_json};
 
 const WEBHOOK_SECRET: &str = "whsec_e2e";
 
@@ -100,30 +100,8 @@ async fn the_success_page_before_the_webhook_and_a_replayed_webhook_make_one_boo
     // Paid at Stripe; no webhook yet.
     let session = stripe.pay(&session_id);
     let success = env.url(&format!("/checkout/success?session_id={session_id}"));
-    let mut reference = String::new();
-    for _ in 0..100 {
-        let html = buyer
-            .on(http.get(&success))
-            .send()
-            .await
-            .expect("the success page")
-            .text()
-            .await
-            .expect("html");
-        if let Some(found) = html
-            .split("data-booking-reference>")
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-        {
-            reference = found.to_owned();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        reference.starts_with("BMS-"),
-        "the success page confirms the booking before any webhook"
-    );
+    // The success page confirms the booking before any webhook.
+    let reference = confirmed_reference(&http, &buyer, &success).await;
 
     // Stripe's webhook, delivered three times (Stripe retries), and a forged
     // copy signed with the wrong secret.
