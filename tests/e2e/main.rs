@@ -667,12 +667,7 @@ async fn a_visitor_signs_up_books_seats_and_gets_the_confirmation_email() {
     let email = mail_parser::MessageParser::default()
         .parse(&raw)
         .expect("a parsable email");
-    let to = email
-        .to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_owned();
+    let to = recipient(&email);
     assert_eq!(to, "frida@example.com");
     let text = email.body_text(0).expect("a text part").into_owned();
     assert!(text.contains(&reference), "{text}");
@@ -765,12 +760,7 @@ async fn a_forgotten_password_is_reset_through_the_emailed_link() {
     let email = mail_parser::MessageParser::default()
         .parse(&raw)
         .expect("a parsable email");
-    let to = email
-        .to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_owned();
+    let to = recipient(&email);
     assert_eq!(to, "gus@example.com");
     let text = email.body_text(0).expect("a text part").into_owned();
     let link = text
@@ -814,6 +804,16 @@ async fn a_forgotten_password_is_reset_through_the_emailed_link() {
     })
     .await
     .expect("`all` stops");
+}
+
+/// The first `To:` address of an email ("" when it has none).
+fn recipient(email: &mail_parser::Message<'_>) -> String {
+    email
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The booking reference the buyer's success page shows, once it does
