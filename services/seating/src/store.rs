@@ -9,8 +9,10 @@
 //!    back and nothing changed. "Free" is computed from `held_until` against
 //!    the request's clock, so an expired hold frees its seats even when no
 //!    sweeper has run.
-//! 2. **Every writing transaction first bumps its showtime's `version`**
-//!    ([`lock_showtime`]). That row lock orders the writers of one showtime:
+//! 2. **Every writing transaction first locks its showtime's row** and bumps
+//!    its `version` ([`lock_showtime`]; the hold and the release do both in
+//!    the SQL functions `seating_hold` and `seating_release`, so that they
+//!    are one round trip each). That row lock orders the writers of one showtime:
 //!    seat rows are then never locked in conflicting orders (no deadlocks),
 //!    a user's "replace my previous hold" sees the previous hold committed,
 //!    and the version published with `SeatsChanged` matches the commit order.
@@ -284,72 +286,26 @@ pub async fn hold_seats(
     now: DateTime<Utc>,
     held_until: DateTime<Utc>,
 ) -> Result<HoldOutcome, SeatingError> {
-    let mut tx = pool.begin().await?;
-    let version = lock_showtime(&mut tx, showtime_id).await?;
-
-    // The user's previous hold ends here (replaced, or found expired). Its
-    // seats may be taken again by the new hold in the statement below.
-    let previous: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE holds SET status = CASE WHEN held_until <= $3 THEN 'expired' ELSE 'released' END, \
-                          ended_at = $3 \
-         WHERE showtime_id = $1 AND user_id = $2 AND status = 'active' RETURNING id",
-    )
-    .bind(showtime_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-
+    // One round trip: the statements live in the database (migration
+    // 20261201000003), so the showtime lock is never held across the network.
     let hold_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'active', $6)",
-    )
-    .bind(hold_id)
-    .bind(showtime_id)
-    .bind(user_id)
-    .bind(labels)
-    .bind(held_until)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-
-    // THE hold: one conditional statement takes every requested seat that is
-    // free (never booked, not blocked, not held by a live hold other than
-    // the user's own previous one) — all of them or, after the rollback
-    // below, none.
-    let taken: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET hold_id = $3, held_until = $4 \
-         WHERE showtime_id = $1 AND label = ANY($2) \
-           AND booking_id IS NULL AND NOT blocked \
-           AND (hold_id IS NULL OR held_until <= $5 OR hold_id = ANY($6)) \
-         RETURNING label",
-    )
-    .bind(showtime_id)
-    .bind(labels)
-    .bind(hold_id)
-    .bind(held_until)
-    .bind(now)
-    .bind(&previous)
-    .fetch_all(&mut *tx)
-    .await?;
-    if taken.len() < labels.len() {
-        tx.rollback().await?;
-        let unavailable = labels
-            .iter()
-            .filter(|l| !taken.contains(l))
-            .cloned()
-            .collect();
+    let (version, unavailable, freed): (Option<i64>, Option<Vec<String>>, Option<Vec<String>>) =
+        sqlx::query_as(
+            "SELECT seats_version, unavailable, freed FROM seating_hold($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(showtime_id)
+        .bind(user_id)
+        .bind(labels)
+        .bind(hold_id)
+        .bind(now)
+        .bind(held_until)
+        .fetch_one(pool)
+        .await?;
+    if let Some(unavailable) = unavailable {
         return Ok(HoldOutcome::Unavailable(unavailable));
     }
-
-    // Seats of the replaced hold that the new one did not take again.
-    let freed = if previous.is_empty() {
-        Vec::new()
-    } else {
-        free_seats_of(&mut tx, showtime_id, &previous).await?
-    };
-    tx.commit().await?;
+    let version = version.ok_or_else(|| SeatingError::not_found("showtime", showtime_id))?;
+    let freed = freed.unwrap_or_default();
     // Everything the answer needs is known here; reading the row back would
     // be one more round trip on the hottest path.
     let hold = Hold {
@@ -439,35 +395,28 @@ pub async fn release_hold(
     owner: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<SeatChanges>, SeatingError> {
-    let mut tx = connection.begin().await?;
-    let showtime_id = hold_showtime(&mut tx, hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
-    let version = lock_showtime(&mut tx, showtime_id).await?;
-    let (user_id, status): (String, String) =
-        sqlx::query_as("SELECT user_id, status FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if owner.is_some_and(|owner| owner != user_id) {
-        return Err(SeatingError::NotHoldOwner);
-    }
-    if HoldStatus::parse(&status) != HoldStatus::Active {
-        return Ok(None);
-    }
-    sqlx::query(
-        "UPDATE holds SET status = CASE WHEN held_until <= $2 THEN 'expired' ELSE 'released' END, \
-                          ended_at = $2 WHERE id = $1",
+    type Released = (String, Option<Uuid>, Option<i64>, Option<Vec<String>>);
+    let (outcome, showtime_id, version, freed): Released = sqlx::query_as(
+        "SELECT outcome, showtime, seats_version, freed FROM seating_release($1, $2, $3)",
     )
     .bind(hold_id)
+    .bind(owner)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *connection)
     .await?;
-    let freed = free_seats_of(&mut tx, showtime_id, &[hold_id]).await?;
-    tx.commit().await?;
-    let mut changes = SeatChanges::new(showtime_id, version);
-    changes.push(&freed, SeatState::Available, None);
-    Ok(Some(changes))
+    match (outcome.as_str(), showtime_id.zip(version)) {
+        ("released", Some((showtime_id, version))) => {
+            let mut changes = SeatChanges::new(showtime_id, version);
+            changes.push(&freed.unwrap_or_default(), SeatState::Available, None);
+            Ok(Some(changes))
+        }
+        ("inactive", _) => Ok(None),
+        ("not_owner", _) => Err(SeatingError::NotHoldOwner),
+        ("not_found", _) => Err(SeatingError::not_found("hold", hold_id)),
+        (other, _) => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
+            "seating_release answered {other:?}"
+        )))),
+    }
 }
 
 /// Moves a live hold's expiry to `until` (never earlier), but never past the

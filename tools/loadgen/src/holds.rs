@@ -15,17 +15,18 @@
 //!   (registering its account the first time) before the clock starts;
 //! - `grpc`: `HoldSeats` then `ReleaseHold` straight to seating, several
 //!   workers per HTTP/2 connection;
-//! - `sql`: the statements of seating's `store::hold_seats` and
-//!   `store::release_hold`, in the same two transactions, through a pool as
-//!   large as seating's own (`--sql-pool-size`, seating's default 16).
+//! - `sql`: seating's own `store::hold_seats` and `store::release_hold` (one
+//!   SQL function call each), through a pool as large as seating's own
+//!   (`--sql-pool-size`, seating's default 16): everything of a hold but
+//!   gRPC, validation and the live-map publish.
 //!
 //! Modes (`--modes`):
 //! - `uncontended`: each worker holds on a showtime of its own (listed via
 //!   the gateway's `/api/v1/movies` and `/api/v1/movies/{slug}/showtimes`);
 //! - `contended`: `--contended-workers` (200) workers on one showtime of
 //!   `--contended-seats` (120) seats. A hold refused because a seat is taken
-//!   (HTTP 409, gRPC `FAILED_PRECONDITION`, or the conditional `UPDATE`
-//!   taking fewer rows) is a valid outcome, counted apart from errors.
+//!   (HTTP 409, gRPC `FAILED_PRECONDITION`, or `HoldOutcome::Unavailable`
+//!   on the SQL path) is a valid outcome, counted apart from errors.
 //!
 //! Each hold asks for 1 to `--max-seats` (4) adjacent seats of one row,
 //! chosen at random. Worker `i` is user `bench-u{i}` (uncontended) or
@@ -45,6 +46,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use hyper::body::Bytes;
 use proto::seating::v1 as pb;
 use proto::seating::v1::seating_service_client::SeatingServiceClient;
+use seating::store;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -889,116 +891,41 @@ impl Worker for SqlHold {
 }
 
 impl SqlHold {
-    /// `store::hold_seats`: `None` when a seat was taken (rolled back).
-    async fn hold(&self, labels: &[String]) -> Result<Option<Uuid>, sqlx::Error> {
+    /// Seating's `store::hold_seats`: `None` when a seat was taken.
+    async fn hold(&self, labels: &[String]) -> Result<Option<Uuid>, String> {
         let now = chrono::Utc::now();
         let held_until = now + chrono::Duration::seconds(SQL_HOLD_SECS);
-        let mut tx = self.pool.begin().await?;
-        let _version: Option<i64> = sqlx::query_scalar(
-            "UPDATE showtimes SET version = version + 1 WHERE id = $1 RETURNING version",
+        let outcome = store::hold_seats(
+            &self.pool,
+            self.showtime_id,
+            &self.user,
+            labels,
+            Vec::new(),
+            now,
+            held_until,
         )
-        .bind(self.showtime_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let previous: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE holds SET status = CASE WHEN held_until <= $3 THEN 'expired' ELSE 'released' END, \
-                              ended_at = $3 \
-             WHERE showtime_id = $1 AND user_id = $2 AND status = 'active' RETURNING id",
-        )
-        .bind(self.showtime_id)
-        .bind(&self.user)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let hold_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6)",
-        )
-        .bind(hold_id)
-        .bind(self.showtime_id)
-        .bind(&self.user)
-        .bind(labels)
-        .bind(held_until)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let taken: Vec<String> = sqlx::query_scalar(
-            "UPDATE seats SET hold_id = $3, held_until = $4 \
-             WHERE showtime_id = $1 AND label = ANY($2) \
-               AND booking_id IS NULL AND NOT blocked \
-               AND (hold_id IS NULL OR held_until <= $5 OR hold_id = ANY($6)) \
-             RETURNING label",
-        )
-        .bind(self.showtime_id)
-        .bind(labels)
-        .bind(hold_id)
-        .bind(held_until)
-        .bind(now)
-        .bind(&previous)
-        .fetch_all(&mut *tx)
-        .await?;
-        if taken.len() < labels.len() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        // Seating frees a replaced hold's other seats only when there was one,
-        // and answers from what it knows rather than reading the hold back.
-        if !previous.is_empty() {
-            let _freed: Vec<String> = sqlx::query_scalar(
-                "UPDATE seats SET hold_id = NULL, held_until = NULL \
-                 WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
-            )
-            .bind(self.showtime_id)
-            .bind(&previous)
-            .fetch_all(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(hold_id))
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(match outcome {
+            store::HoldOutcome::Held { hold, .. } => Some(hold.id),
+            store::HoldOutcome::Unavailable(_) => None,
+        })
     }
 
-    /// `store::release_hold`, with the owner check.
-    async fn release(&self, hold_id: Uuid) -> Result<(), sqlx::Error> {
-        let now = chrono::Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let showtime_id: Uuid = sqlx::query_scalar("SELECT showtime_id FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let _version: Option<i64> = sqlx::query_scalar(
-            "UPDATE showtimes SET version = version + 1 WHERE id = $1 RETURNING version",
+    /// Seating's `store::release_hold`, with the owner check.
+    async fn release(&self, hold_id: Uuid) -> Result<(), String> {
+        let mut connection = self.pool.acquire().await.map_err(|e| e.to_string())?;
+        match store::release_hold(
+            &mut connection,
+            hold_id,
+            Some(&self.user),
+            chrono::Utc::now(),
         )
-        .bind(showtime_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (user_id, status): (String, String) =
-            sqlx::query_as("SELECT user_id, status FROM holds WHERE id = $1")
-                .bind(hold_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if user_id != self.user || status != "active" {
-            return Err(sqlx::Error::Protocol(format!(
-                "hold {hold_id} is {status}, owned by {user_id}"
-            )));
+        .await
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!("hold {hold_id} had already ended")),
+            Err(e) => Err(e.to_string()),
         }
-        sqlx::query(
-            "UPDATE holds SET status = CASE WHEN held_until <= $2 THEN 'expired' ELSE 'released' END, \
-                              ended_at = $2 WHERE id = $1",
-        )
-        .bind(hold_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let _freed: Vec<String> = sqlx::query_scalar(
-            "UPDATE seats SET hold_id = NULL, held_until = NULL \
-             WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
-        )
-        .bind(showtime_id)
-        .bind([hold_id].as_slice())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -416,3 +416,52 @@ async fn every_seat_change_is_announced_on_the_live_subject_after_commit() {
         ]
     );
 }
+
+/// A hold that cannot be granted is refused without queueing behind the
+/// showtime's other writers (in a rush, most requests are such refusals);
+/// one that can be granted still waits for them, so it sees what they did.
+#[tokio::test]
+async fn a_refused_hold_does_not_wait_for_the_showtimes_lock() {
+    let f = fixture().await;
+    f.hold("ann", &["A1"]).await.expect("A1 is free");
+
+    // Another writer of this showtime, mid-transaction.
+    let mut writer = f.seating.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM showtimes WHERE id = $1::uuid FOR UPDATE")
+        .bind(&f.showtime_id)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        f.hold("bob", &["A2", "A1"]),
+    )
+    .await
+    .expect("a refusal is answered while the showtime is locked")
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(unavailable_seats(&refused), ["A1"]);
+
+    let grantable = tokio::spawn({
+        let mut client = f.client.clone();
+        let request = pb::HoldSeatsRequest {
+            showtime_id: f.showtime_id.clone(),
+            user_id: "carl".into(),
+            seats: labels(&["A3"]),
+        };
+        async move { client.hold_seats(request).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !grantable.is_finished(),
+        "a hold that would change seats waits for the showtime's writer"
+    );
+    writer.commit().await.unwrap();
+    let granted = grantable
+        .await
+        .unwrap()
+        .expect("A3 is held once the writer is done");
+    assert_eq!(granted.into_inner().seats[0].label, "A3");
+    assert_eq!(f.seats_in(pb::SeatState::Held).await, ["A1", "A3"]);
+}

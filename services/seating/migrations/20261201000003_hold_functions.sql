@@ -1,0 +1,143 @@
+-- A hold and a release as one round trip each.
+--
+-- Written out in Rust these were six and seven statements, four of them
+-- while holding the showtime's row lock. On two busy cores every round trip
+-- under that lock could wait for a scheduler slice, so one showtime's
+-- writers queued behind each other's network hops (the rush benchmark's
+-- p99). Here the lock is held only for the server-side work. The rules are
+-- those of store.rs: writers of a showtime take its row lock first; a seat
+-- changes owner only through a conditional UPDATE.
+
+-- Which of `labels` cannot be held by `user_id` at `now`: sold, blocked, or
+-- held by a live hold that is not the user's own active one (which a new
+-- hold replaces). In request order; NULL when every seat is free.
+-- VOLATILE on purpose: it then reads with a snapshot of its own, taken when
+-- it is called, so after the showtime lock it sees every earlier writer.
+CREATE FUNCTION seating_unavailable(
+    p_showtime uuid, p_user text, p_labels text[], p_now timestamptz
+) RETURNS text[] LANGUAGE sql VOLATILE AS $$
+    SELECT array_agg(s.label ORDER BY array_position(p_labels, s.label))
+    FROM seats s LEFT JOIN holds h ON h.id = s.hold_id
+    WHERE s.showtime_id = p_showtime AND s.label = ANY (p_labels)
+      AND (s.booking_id IS NOT NULL OR s.blocked
+           OR (s.held_until > p_now
+               AND NOT (h.user_id = p_user AND h.status = 'active')))
+$$;
+
+-- Holds every seat of `labels` for `user_id` as hold `hold_id`, ending the
+-- user's previous active hold on the showtime, or changes nothing.
+-- Answers one of:
+--   unavailable set          refused, nothing changed;
+--   seats_version set        held; `freed` = seats of the replaced hold that
+--                            the new one did not take again;
+--   both NULL                no such showtime.
+CREATE FUNCTION seating_hold(
+    p_showtime uuid, p_user text, p_labels text[], p_hold uuid,
+    p_now timestamptz, p_until timestamptz,
+    OUT seats_version bigint, OUT unavailable text[], OUT freed text[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    previous uuid[];
+    taken integer;
+BEGIN
+    -- A refusal needs no lock: seats unavailable in this snapshot were
+    -- unavailable when the request was answered. In a rush most requests
+    -- end here instead of queueing behind the showtime's row lock.
+    unavailable := seating_unavailable(p_showtime, p_user, p_labels, p_now);
+    IF unavailable IS NOT NULL THEN
+        RETURN;
+    END IF;
+
+    PERFORM 1 FROM showtimes WHERE id = p_showtime FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- Under the lock no other writer changes this showtime's seats; this
+    -- statement's fresh snapshot sees every writer that went before.
+    unavailable := seating_unavailable(p_showtime, p_user, p_labels, p_now);
+    IF unavailable IS NOT NULL THEN
+        RETURN;
+    END IF;
+
+    WITH ended AS (
+        UPDATE holds
+           SET status = CASE WHEN held_until <= p_now THEN 'expired' ELSE 'released' END,
+               ended_at = p_now
+         WHERE showtime_id = p_showtime AND user_id = p_user AND status = 'active'
+        RETURNING id
+    ) SELECT array_agg(id) INTO previous FROM ended;
+
+    INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at)
+    VALUES (p_hold, p_showtime, p_user, p_labels, p_until, 'active', p_now);
+
+    -- THE hold: the conditional update of store.rs's rule 1.
+    UPDATE seats SET hold_id = p_hold, held_until = p_until
+     WHERE showtime_id = p_showtime AND label = ANY (p_labels)
+       AND booking_id IS NULL AND NOT blocked
+       AND (hold_id IS NULL OR held_until <= p_now OR hold_id = ANY (previous));
+    GET DIAGNOSTICS taken = ROW_COUNT;
+    IF taken <> cardinality(p_labels) THEN
+        -- The check above says this cannot happen; if it does, the whole
+        -- statement is undone rather than a partial hold kept.
+        RAISE EXCEPTION 'seating_hold: % of % seats could be taken under the showtime lock',
+            taken, cardinality(p_labels);
+    END IF;
+
+    IF previous IS NOT NULL THEN
+        WITH released AS (
+            UPDATE seats SET hold_id = NULL, held_until = NULL
+             WHERE showtime_id = p_showtime AND hold_id = ANY (previous)
+               AND booking_id IS NULL
+            RETURNING label
+        ) SELECT array_agg(label) INTO freed FROM released;
+    END IF;
+
+    UPDATE showtimes SET version = version + 1 WHERE id = p_showtime
+    RETURNING version INTO seats_version;
+END
+$$;
+
+-- Ends an active hold and frees its unsold seats. `owner` NULL: anyone may
+-- (a checkout that expired). Answers `outcome`, and the hold's showtime:
+--   'released'   seats_version and freed set;
+--   'inactive'   the hold had already ended: nothing changed;
+--   'not_owner'  the hold is someone else's: nothing changed;
+--   'not_found'  no such hold.
+CREATE FUNCTION seating_release(
+    p_hold uuid, p_owner text, p_now timestamptz,
+    OUT outcome text, OUT showtime uuid, OUT seats_version bigint, OUT freed text[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    holder text;
+    hold_status text;
+BEGIN
+    SELECT showtime_id INTO showtime FROM holds WHERE id = p_hold;
+    IF NOT FOUND THEN
+        outcome := 'not_found';
+        RETURN;
+    END IF;
+    PERFORM 1 FROM showtimes WHERE id = showtime FOR UPDATE;
+    SELECT user_id, status INTO holder, hold_status FROM holds WHERE id = p_hold;
+    IF p_owner IS NOT NULL AND p_owner <> holder THEN
+        outcome := 'not_owner';
+        RETURN;
+    END IF;
+    IF hold_status <> 'active' THEN
+        outcome := 'inactive';
+        RETURN;
+    END IF;
+
+    UPDATE holds
+       SET status = CASE WHEN held_until <= p_now THEN 'expired' ELSE 'released' END,
+           ended_at = p_now
+     WHERE id = p_hold;
+    WITH released AS (
+        UPDATE seats SET hold_id = NULL, held_until = NULL
+         WHERE showtime_id = showtime AND hold_id = p_hold AND booking_id IS NULL
+        RETURNING label
+    ) SELECT array_agg(label) INTO freed FROM released;
+    UPDATE showtimes SET version = version + 1 WHERE id = showtime
+    RETURNING version INTO seats_version;
+    outcome := 'released';
+END
+$$;
