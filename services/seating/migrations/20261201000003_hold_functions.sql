@@ -24,6 +24,18 @@ CREATE FUNCTION seating_unavailable(
                AND NOT (h.user_id = p_user AND h.status = 'active')))
 $$;
 
+-- Lets go of the unsold seats of `holds`; answers their labels (NULL when
+-- none). The one statement behind release, replacement, expiry and a
+-- rejected booking.
+CREATE FUNCTION seating_free_seats(p_showtime uuid, p_holds uuid[])
+RETURNS text[] LANGUAGE sql VOLATILE AS $$
+    WITH released AS (
+        UPDATE seats SET hold_id = NULL, held_until = NULL
+         WHERE showtime_id = p_showtime AND hold_id = ANY (p_holds) AND booking_id IS NULL
+        RETURNING label
+    ) SELECT array_agg(label) FROM released
+$$;
+
 -- Holds every seat of `labels` for `user_id` as hold `hold_id`, ending the
 -- user's previous active hold on the showtime, or changes nothing.
 -- Answers one of:
@@ -84,12 +96,7 @@ BEGIN
     END IF;
 
     IF previous IS NOT NULL THEN
-        WITH released AS (
-            UPDATE seats SET hold_id = NULL, held_until = NULL
-             WHERE showtime_id = p_showtime AND hold_id = ANY (previous)
-               AND booking_id IS NULL
-            RETURNING label
-        ) SELECT array_agg(label) INTO freed FROM released;
+        freed := seating_free_seats(p_showtime, previous);
     END IF;
 
     UPDATE showtimes SET version = version + 1 WHERE id = p_showtime
@@ -131,13 +138,98 @@ BEGIN
        SET status = CASE WHEN held_until <= p_now THEN 'expired' ELSE 'released' END,
            ended_at = p_now
      WHERE id = p_hold;
-    WITH released AS (
-        UPDATE seats SET hold_id = NULL, held_until = NULL
-         WHERE showtime_id = showtime AND hold_id = p_hold AND booking_id IS NULL
-        RETURNING label
-    ) SELECT array_agg(label) INTO freed FROM released;
+    freed := seating_free_seats(showtime, ARRAY[p_hold]);
     UPDATE showtimes SET version = version + 1 WHERE id = showtime
     RETURNING version INTO seats_version;
     outcome := 'released';
+END
+$$;
+
+-- Turns paid hold `p_hold` into booking `p_booking` (inside the idempotent
+-- consumer's transaction), or reports the seats that were lost. The seats
+-- are booked while still this hold's or, if it expired or was released
+-- meanwhile, while still free: the buyer has paid, so taking free seats
+-- again is better than a refund. The reference is the first of
+-- `p_references` (random, drawn by the caller) not used yet. Answers
+-- `outcome`:
+--   'confirmed'       booking_reference set;
+--   'already_booked'  the hold or the checkout became a booking before;
+--   'rejected'        unavailable = seats taken by others; the hold ended and
+--                     freed = its seats let go;
+--   'unknown_hold'    no such hold;
+--   'no_reference'    every candidate reference was taken (draw again).
+CREATE FUNCTION seating_book(
+    p_hold uuid, p_checkout text, p_booking uuid, p_email text,
+    p_amount bigint, p_currency text, p_references text[], p_now timestamptz,
+    OUT outcome text, OUT showtime uuid, OUT seats_version bigint,
+    OUT booking_reference text, OUT unavailable text[], OUT freed text[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    hold_labels text[];
+    holder text;
+    candidate text;
+    claimed integer;
+BEGIN
+    SELECT showtime_id INTO showtime FROM holds WHERE id = p_hold;
+    IF NOT FOUND THEN
+        outcome := 'unknown_hold';
+        RETURN;
+    END IF;
+    UPDATE showtimes SET version = version + 1 WHERE id = showtime
+    RETURNING version INTO seats_version;
+    IF EXISTS (SELECT 1 FROM bookings WHERE hold_id = p_hold OR checkout_id = p_checkout) THEN
+        outcome := 'already_booked';
+        RETURN;
+    END IF;
+    SELECT labels, user_id INTO hold_labels, holder FROM holds WHERE id = p_hold;
+
+    -- Under the showtime lock the seats do not change: what is claimable now
+    -- is what the UPDATE below takes.
+    SELECT array_agg(s.label ORDER BY array_position(hold_labels, s.label)) INTO unavailable
+    FROM seats s
+    WHERE s.showtime_id = showtime AND s.label = ANY (hold_labels)
+      AND NOT (s.booking_id IS NULL AND NOT s.blocked
+               AND (s.hold_id IS NULL OR s.hold_id = p_hold OR s.held_until <= p_now));
+    IF unavailable IS NOT NULL THEN
+        UPDATE holds
+           SET status = CASE WHEN held_until <= p_now THEN 'expired' ELSE 'released' END,
+               ended_at = COALESCE(ended_at, p_now)
+         WHERE id = p_hold AND status = 'active';
+        freed := seating_free_seats(showtime, ARRAY[p_hold]);
+        outcome := 'rejected';
+        RETURN;
+    END IF;
+
+    FOREACH candidate IN ARRAY p_references LOOP
+        INSERT INTO bookings (id, reference, checkout_id, hold_id, user_id, user_email,
+                              showtime_id, amount_minor, currency, status, booked_at)
+        VALUES (p_booking, candidate, p_checkout, p_hold, holder, p_email,
+                showtime, p_amount, p_currency, 'confirmed', p_now)
+        ON CONFLICT (reference) DO NOTHING;
+        IF FOUND THEN
+            booking_reference := candidate;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF booking_reference IS NULL THEN
+        outcome := 'no_reference';
+        RETURN;
+    END IF;
+
+    UPDATE seats SET booking_id = p_booking, hold_id = NULL, held_until = NULL
+     WHERE showtime_id = showtime AND label = ANY (hold_labels)
+       AND booking_id IS NULL AND NOT blocked
+       AND (hold_id IS NULL OR hold_id = p_hold OR held_until <= p_now);
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    IF claimed <> cardinality(hold_labels) THEN
+        RAISE EXCEPTION 'seating_book: % of % seats could be booked under the showtime lock',
+            claimed, cardinality(hold_labels);
+    END IF;
+    INSERT INTO booking_seats (booking_id, showtime_id, label, category, position)
+    SELECT p_booking, showtime, l.label, s.category, l.i::integer
+      FROM unnest(hold_labels) WITH ORDINALITY AS l(label, i)
+      JOIN seats s ON s.showtime_id = showtime AND s.label = l.label;
+    UPDATE holds SET status = 'converted', ended_at = p_now WHERE id = p_hold;
+    outcome := 'confirmed';
 END
 $$;

@@ -22,7 +22,7 @@
 //! seats, so a map is never older than the version it carries.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Acquire as _, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{HoldStatus, SeatState, SeatingError, new_booking_reference};
@@ -371,20 +371,6 @@ pub async fn get_hold(pool: &PgPool, hold_id: Uuid) -> Result<Option<Hold>, Seat
     get_hold_in(&mut connection, hold_id).await
 }
 
-/// The showtime a hold belongs to, read without locks (to know which
-/// showtime row to lock first).
-async fn hold_showtime(
-    connection: &mut PgConnection,
-    hold_id: Uuid,
-) -> Result<Option<Uuid>, SeatingError> {
-    Ok(
-        sqlx::query_scalar("SELECT showtime_id FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_optional(connection)
-            .await?,
-    )
-}
-
 /// Ends an active hold (released by its owner, or its checkout expired) and
 /// frees its seats. `owner`: refuse unless the hold is this user's. A hold
 /// that is no longer active is left as it is (`None`): releasing is
@@ -417,6 +403,20 @@ pub async fn release_hold(
             "seating_release answered {other:?}"
         )))),
     }
+}
+
+/// The showtime a hold belongs to, read without locks (to know which
+/// showtime row to lock first).
+async fn hold_showtime(
+    connection: &mut PgConnection,
+    hold_id: Uuid,
+) -> Result<Option<Uuid>, SeatingError> {
+    Ok(
+        sqlx::query_scalar("SELECT showtime_id FROM holds WHERE id = $1")
+            .bind(hold_id)
+            .fetch_optional(connection)
+            .await?,
+    )
 }
 
 /// Moves a live hold's expiry to `until` (never earlier), but never past the
@@ -534,21 +534,20 @@ pub async fn expire_holds(
     Ok(Some(changes))
 }
 
-/// Lets go of the unsold seats of `holds`; returns their labels. The one
-/// statement behind release, replacement, expiry and a rejected booking.
+/// Lets go of the unsold seats of `holds`; returns their labels (the SQL
+/// function `seating_free_seats`, which the hold, release and booking
+/// functions use too).
 async fn free_seats_of(
     connection: &mut PgConnection,
     showtime_id: Uuid,
     holds: &[Uuid],
 ) -> Result<Vec<String>, SeatingError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE seats SET hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND hold_id = ANY($2) AND booking_id IS NULL RETURNING label",
-    )
-    .bind(showtime_id)
-    .bind(holds)
-    .fetch_all(connection)
-    .await?)
+    let freed: Option<Vec<String>> = sqlx::query_scalar("SELECT seating_free_seats($1, $2)")
+        .bind(showtime_id)
+        .bind(holds)
+        .fetch_one(connection)
+        .await?;
+    Ok(freed.unwrap_or_default())
 }
 
 // ---------------------------------------------------------------- staff
@@ -652,147 +651,73 @@ pub async fn book_paid_hold(
     paid: &PaidCheckout,
     now: DateTime<Utc>,
 ) -> Result<BookingOutcome, SeatingError> {
-    let Some(showtime_id) = hold_showtime(connection, paid.hold_id).await? else {
-        return Ok(BookingOutcome::UnknownHold);
-    };
-    let version = lock_showtime(connection, showtime_id).await?;
-    let already: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM bookings WHERE hold_id = $1 OR checkout_id = $2")
-            .bind(paid.hold_id)
-            .bind(&paid.checkout_id)
-            .fetch_optional(&mut *connection)
-            .await?;
-    if already.is_some() {
-        return Ok(BookingOutcome::AlreadyBooked);
-    }
-    let hold = get_hold_in(connection, paid.hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", paid.hold_id))?;
-    let labels = hold.labels();
+    // One round trip for the whole decision (seating_book, migration
+    // 20261201000003), then one read of what the event needs to carry.
+    type Booked = (
+        String,
+        Option<Uuid>,
+        Option<i64>,
+        Option<Vec<String>>,
+        Option<Vec<String>>,
+    );
     let booking_id = Uuid::now_v7();
-
-    // The booking row first (seats reference it); a clash of the random
-    // reference draws again instead of aborting the transaction.
-    let mut reference = None;
-    for _ in 0..8 {
-        let candidate = new_booking_reference();
-        let inserted = sqlx::query(
-            "INSERT INTO bookings (id, reference, checkout_id, hold_id, user_id, user_email, \
-                 showtime_id, amount_minor, currency, status, booked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'confirmed', $10) \
-             ON CONFLICT (reference) DO NOTHING",
-        )
-        .bind(booking_id)
-        .bind(&candidate)
-        .bind(&paid.checkout_id)
-        .bind(paid.hold_id)
-        .bind(&hold.user_id)
-        .bind(&paid.user_email)
-        .bind(showtime_id)
-        .bind(paid.amount_minor)
-        .bind(&paid.currency)
-        .bind(now)
-        .execute(&mut *connection)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            reference = Some(candidate);
-            break;
-        }
-    }
-    let Some(_reference) = reference else {
-        return Err(SeatingError::FailedPrecondition(
-            "could not draw an unused booking reference".into(),
-        ));
-    };
-
-    // The seats become booked when they are still this hold's — or, if the
-    // hold expired or was released meanwhile, when they are still free: the
-    // buyer has paid, so re-acquiring free seats atomically (the same
-    // conditional form as a hold) is better than a refund. Inside a
-    // savepoint, so a partial claim is undone and the booking row with it.
-    let mut claim = connection.begin().await?;
-    let booked: Vec<String> = sqlx::query_scalar(
-        "UPDATE seats SET booking_id = $3, hold_id = NULL, held_until = NULL \
-         WHERE showtime_id = $1 AND label = ANY($2) AND booking_id IS NULL AND NOT blocked \
-           AND (hold_id IS NULL OR hold_id = $4 OR held_until <= $5) \
-         RETURNING label",
+    let references: Vec<String> = (0..8).map(|_| new_booking_reference()).collect();
+    let (outcome, showtime_id, version, unavailable, freed): Booked = sqlx::query_as(
+        "SELECT outcome, showtime, seats_version, unavailable, freed \
+         FROM seating_book($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(showtime_id)
-    .bind(&labels)
-    .bind(booking_id)
     .bind(paid.hold_id)
-    .bind(now)
-    .fetch_all(&mut *claim)
-    .await?;
-    if booked.len() < labels.len() {
-        claim.rollback().await?;
-        return reject_lost_hold(connection, hold, booked, version, now).await;
-    }
-    sqlx::query(
-        "INSERT INTO booking_seats (booking_id, showtime_id, label, category, position) \
-         SELECT $1, $2, l.label, s.category, l.i::integer \
-         FROM unnest($3::text[]) WITH ORDINALITY AS l(label, i) \
-         JOIN seats s ON s.showtime_id = $2 AND s.label = l.label",
-    )
+    .bind(&paid.checkout_id)
     .bind(booking_id)
-    .bind(showtime_id)
-    .bind(&labels)
-    .execute(&mut *claim)
-    .await?;
-    sqlx::query("UPDATE holds SET status = 'converted', ended_at = $2 WHERE id = $1")
-        .bind(paid.hold_id)
-        .bind(now)
-        .execute(&mut *claim)
-        .await?;
-    claim.commit().await?;
-
-    let booking = get_booking_in(connection, booking_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("booking", booking_id))?;
-    let mut changes = SeatChanges::new(showtime_id, version);
-    changes.push(&labels, SeatState::Booked, None);
-    Ok(BookingOutcome::Confirmed {
-        booking: Box::new(booking),
-        changes,
-    })
-}
-
-/// The hold's seats were lost: remove the booking row written optimistically,
-/// end the hold, free what it still holds, and name the seats taken.
-async fn reject_lost_hold(
-    connection: &mut PgConnection,
-    hold: Hold,
-    claimable: Vec<String>,
-    version: i64,
-    now: DateTime<Utc>,
-) -> Result<BookingOutcome, SeatingError> {
-    sqlx::query("DELETE FROM bookings WHERE hold_id = $1")
-        .bind(hold.id)
-        .execute(&mut *connection)
-        .await?;
-    sqlx::query(
-        "UPDATE holds SET status = CASE WHEN held_until <= $2 THEN 'expired' ELSE 'released' END, \
-                          ended_at = COALESCE(ended_at, $2) \
-         WHERE id = $1 AND status = 'active'",
-    )
-    .bind(hold.id)
+    .bind(&paid.user_email)
+    .bind(paid.amount_minor)
+    .bind(&paid.currency)
+    .bind(&references)
     .bind(now)
-    .execute(&mut *connection)
+    .fetch_one(&mut *connection)
     .await?;
-    let freed = free_seats_of(connection, hold.showtime_id, &[hold.id]).await?;
-    let unavailable = hold
-        .labels()
-        .into_iter()
-        .filter(|l| !claimable.contains(l))
-        .collect();
-    let mut changes = SeatChanges::new(hold.showtime_id, version);
-    changes.push(&freed, SeatState::Available, None);
-    Ok(BookingOutcome::Rejected {
-        hold,
-        unavailable,
-        changes,
-    })
+    // Set for every outcome that changed seats.
+    let changed = |state: SeatState, labels: &[String]| match showtime_id.zip(version) {
+        Some((showtime_id, version)) => {
+            let mut changes = SeatChanges::new(showtime_id, version);
+            changes.push(labels, state, None);
+            Ok(changes)
+        }
+        None => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
+            "seating_book answered {outcome:?} without a showtime and version"
+        )))),
+    };
+    match outcome.as_str() {
+        "confirmed" => {
+            let booking = get_booking_in(connection, booking_id)
+                .await?
+                .ok_or_else(|| SeatingError::not_found("booking", booking_id))?;
+            let labels: Vec<String> = booking.seats.iter().map(|(l, _)| l.clone()).collect();
+            let changes = changed(SeatState::Booked, &labels)?;
+            Ok(BookingOutcome::Confirmed {
+                booking: Box::new(booking),
+                changes,
+            })
+        }
+        "already_booked" => Ok(BookingOutcome::AlreadyBooked),
+        "unknown_hold" => Ok(BookingOutcome::UnknownHold),
+        "rejected" => {
+            let hold = get_hold_in(connection, paid.hold_id)
+                .await?
+                .ok_or_else(|| SeatingError::not_found("hold", paid.hold_id))?;
+            Ok(BookingOutcome::Rejected {
+                hold,
+                unavailable: unavailable.unwrap_or_default(),
+                changes: changed(SeatState::Available, &freed.unwrap_or_default())?,
+            })
+        }
+        "no_reference" => Err(SeatingError::FailedPrecondition(
+            "could not draw an unused booking reference".into(),
+        )),
+        other => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
+            "seating_book answered {other:?}"
+        )))),
+    }
 }
 
 /// What a refund of a booking came to.
