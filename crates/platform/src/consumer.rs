@@ -16,9 +16,12 @@
 //! A consumer whose events are independent may apply them in batches
 //! ([`ConsumerSpec::batched`]): the messages already at hand, up to the batch
 //! size, share one transaction (one commit instead of one each, which is most
-//! of what a small event costs). When any of them fails, the batch rolls back
-//! and each is handled on its own as above, so one bad event never takes its
-//! neighbours with it.
+//! of what a small event costs). The batch's event ids are recorded with one
+//! statement, and the events seen for the first time go to the handler
+//! together ([`Handler::handle_batch`]), so a handler can write a batch with
+//! a statement per table rather than a few per event. When any of them
+//! fails, the batch rolls back and each is handled on its own as above, so
+//! one bad event never takes its neighbours with it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -55,6 +58,12 @@ pub struct Delivery<'a> {
     pub subject: &'a str,
     pub event_type: &'a str,
     pub payload: &'a [u8],
+    /// The event's own span (consumer, subject, event id), a child of the
+    /// producer's trace. A message handled alone runs inside it already; a
+    /// batch runs in one span of its own, so a handler that applies a
+    /// batch event by event instruments each with this (as the default
+    /// [`Handler::handle_batch`] does).
+    pub span: tracing::Span,
 }
 
 /// Applies one event inside the transaction that also records it as handled.
@@ -69,6 +78,34 @@ pub trait Handler: Send + Sync + 'static {
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
     ) -> impl Future<Output = Result<Self::Committed, HandlerError>> + Send + 'a;
+
+    /// Applies a batch of events, each seen for the first time, inside the
+    /// one transaction that records them all: what each left for after the
+    /// commit (in any order), or the first failure, which rolls the batch
+    /// back so that each event is then handled alone by [`Handler::handle`]
+    /// (a permanent failure dead-letters only the event that caused it).
+    ///
+    /// The default applies them one by one. A handler whose events are a
+    /// few inserts each overrides it to write the whole batch with a
+    /// statement per table: the round trips, not the rows, are what a
+    /// small event costs.
+    fn handle_batch<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        deliveries: &'a [Delivery<'a>],
+    ) -> impl Future<Output = Result<Vec<Self::Committed>, HandlerError>> + Send + 'a {
+        async move {
+            let mut committed = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                let handled = self
+                    .handle(&mut *connection, delivery)
+                    .instrument(delivery.span.clone())
+                    .await?;
+                committed.push(handled);
+            }
+            Ok(committed)
+        }
+    }
 
     /// Runs after the commit of an event that took effect (not for
     /// duplicates or failures).
@@ -308,24 +345,17 @@ pub async fn handle_message<H: Handler>(
     message: &jetstream::Message,
 ) -> Outcome {
     let deliveries = message.info().map(|i| i.delivered).unwrap_or(1);
-    let header = |name: &str| {
-        message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let raw_id = header("Nats-Msg-Id");
-    let event_type = header(crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
+    let raw_id = header(message, "Nats-Msg-Id");
+    let event_type = header(message, crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
     let subject = message.subject.as_str();
     let span = tracing::info_span!("event", consumer = %spec.durable, %subject, event_id = raw_id.as_deref().unwrap_or("-"));
     // The producer's span, carried in the headers from its outbox row, is
     // the parent: the event continues the trace that caused it.
     crate::trace_context::set_parent_from_nats(&span, message.headers.as_ref());
+    let event_span = span.clone();
     // Instrumented rather than entered: handlers run concurrently, and an
     // entered span held across awaits would leak into the others.
     async move {
-
         let Some(event_id) = raw_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
             let error = "the message has no Nats-Msg-Id event UUID";
             dead_letter(pool, spec, message, raw_id.as_deref(), error, deliveries).await;
@@ -337,6 +367,7 @@ pub async fn handle_message<H: Handler>(
             subject,
             event_type: &event_type,
             payload: &message.payload,
+            span: event_span,
         };
         match apply(pool, spec, handler, &delivery).await {
             Ok(Some(committed)) => {
@@ -374,17 +405,18 @@ pub async fn handle_message<H: Handler>(
 }
 
 /// Applies `messages` in one transaction, acknowledging each once it has
-/// committed. Should any of them fail (or lack an event id), the batch rolls
-/// back and each message is handled on its own by [`handle_message`], which
-/// retries or dead-letters it alone.
-async fn handle_batch<H: Handler>(
+/// committed, and returns what became of each (in order). Should any of them
+/// fail (or lack an event id), the batch rolls back and each message is
+/// handled on its own by [`handle_message`], which retries or dead-letters
+/// it alone.
+pub async fn handle_batch<H: Handler>(
     pool: &PgPool,
     spec: &ConsumerSpec,
     handler: &H,
     messages: &[jetstream::Message],
-) {
+) -> Vec<Outcome> {
     match apply_batch(pool, spec, handler, messages).await {
-        Ok(applied) => {
+        Ok((outcomes, applied)) => {
             for message in messages {
                 ack(message, AckKind::Ack).await;
             }
@@ -393,69 +425,112 @@ async fn handle_batch<H: Handler>(
             for committed in applied {
                 handler.after_commit(committed).await;
             }
+            outcomes
         }
         Err(error) => {
             tracing::debug!(consumer = %spec.durable, size = messages.len(), %error,
                 "batch not applied; handling its events one by one");
+            let mut outcomes = Vec::with_capacity(messages.len());
             for message in messages {
-                handle_message(pool, spec, handler, message).await;
+                outcomes.push(handle_message(pool, spec, handler, message).await);
             }
+            outcomes
         }
     }
 }
 
-/// The batch's transaction: what each applied event left for after the
-/// commit, or the first failure (nothing applied).
+/// The value of one of `message`'s headers.
+fn header(message: &jetstream::Message, name: &str) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_owned())
+}
+
+/// A message's headers, read once: what a [`Delivery`] borrows.
+struct Headers {
+    event_id: Uuid,
+    event_type: String,
+}
+
+/// The batch's transaction: what became of each message and what each
+/// applied event left for after the commit, or the first failure (nothing
+/// applied).
 async fn apply_batch<H: Handler>(
     pool: &PgPool,
     spec: &ConsumerSpec,
     handler: &H,
     messages: &[jetstream::Message],
-) -> anyhow::Result<Vec<H::Committed>> {
+) -> anyhow::Result<(Vec<Outcome>, Vec<H::Committed>)> {
+    let headers = messages
+        .iter()
+        .map(|message| {
+            let event_id = header(message, "Nats-Msg-Id")
+                .and_then(|id| Uuid::parse_str(&id).ok())
+                .ok_or_else(|| anyhow::anyhow!("a message without an event id"))?;
+            let event_type = header(message, crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
+            Ok(Headers {
+                event_id,
+                event_type,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Sorted and without repeats: one row per id (the statement's own
+    // duplicates would otherwise be left to chance), and every batch takes
+    // the index entries in the same order, so two batches sharing ids (a
+    // redelivery racing its first delivery) wait for each other rather
+    // than deadlock.
+    let mut ids: Vec<Uuid> = headers.iter().map(|h| h.event_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut tx = pool.begin().await?;
-    let mut applied = Vec::with_capacity(messages.len());
-    for message in messages {
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        let event_id = header("Nats-Msg-Id")
-            .and_then(|id| Uuid::parse_str(&id).ok())
-            .ok_or_else(|| anyhow::anyhow!("a message without an event id"))?;
-        let event_type = header(crate::outbox::EVENT_TYPE_HEADER).unwrap_or_default();
-        let subject = message.subject.as_str();
-        let span = tracing::info_span!("event", consumer = %spec.durable, %subject, %event_id);
-        crate::trace_context::set_parent_from_nats(&span, message.headers.as_ref());
-        let delivery = Delivery {
-            event_id,
-            subject,
-            event_type: &event_type,
-            payload: &message.payload,
-        };
-        let first_time = sqlx::query(
-            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(&spec.durable)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .instrument(span.clone())
-        .await?
-        .rows_affected()
-            == 1;
-        if first_time {
-            let committed = handler
-                .handle(&mut tx, &delivery)
-                .instrument(span)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            applied.push(committed);
+    // One statement for the whole batch: the ids it returns are the ones
+    // seen for the first time; the rest were handled before.
+    let mut first_time: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(&spec.durable)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut deliveries = Vec::with_capacity(first_time.len());
+    for (message, headers) in messages.iter().zip(&headers) {
+        // `remove`: an id that comes twice in the batch is applied the
+        // first time only, like one delivered again later.
+        if !first_time.remove(&headers.event_id) {
+            outcomes.push(Outcome::Duplicate);
+            continue;
         }
+        outcomes.push(Outcome::Applied);
+        let subject = message.subject.as_str();
+        let span = tracing::info_span!("event", consumer = %spec.durable, %subject, event_id = %headers.event_id);
+        crate::trace_context::set_parent_from_nats(&span, message.headers.as_ref());
+        deliveries.push(Delivery {
+            event_id: headers.event_id,
+            subject,
+            event_type: &headers.event_type,
+            payload: &message.payload,
+            span,
+        });
     }
+    let applied = if deliveries.is_empty() {
+        Vec::new()
+    } else {
+        let span =
+            tracing::info_span!("event_batch", consumer = %spec.durable, size = deliveries.len());
+        handler
+            .handle_batch(&mut tx, &deliveries)
+            .instrument(span)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    };
     tx.commit().await?;
-    Ok(applied)
+    Ok((outcomes, applied))
 }
 
 /// Records the event and applies it in one transaction. `Ok(None)` when it

@@ -108,6 +108,38 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
+/// Publishes `payload` with `id` as its `Nats-Msg-Id` (none: no header), as
+/// the relay would, once JetStream has stored it.
+async fn publish(
+    jetstream: &jetstream::Context,
+    subject: &str,
+    id: Option<Uuid>,
+    payload: impl Into<Vec<u8>>,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(id) = id {
+        headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    }
+    jetstream
+        .publish_with_headers(subject.to_owned(), headers, payload.into().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// The id of an event `consumer` has handled before.
+async fn handled_before(pool: &PgPool, consumer: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)")
+        .bind(consumer)
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    id
+}
+
 #[tokio::test]
 async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
     let db = database().await;
@@ -258,22 +290,8 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
         shutdown.clone(),
     ));
 
-    let publish = |id: Option<Uuid>, payload: &'static str| {
-        let jetstream = jetstream.clone();
-        let subject = subject.clone();
-        async move {
-            let mut headers = async_nats::HeaderMap::new();
-            if let Some(id) = id {
-                headers.insert("Nats-Msg-Id", id.to_string().as_str());
-            }
-            jetstream
-                .publish_with_headers(subject, headers, payload.into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
-    };
+    let publish =
+        |id: Option<Uuid>, payload: &'static str| publish(&jetstream, &subject, id, payload);
     let repeated = Uuid::new_v4();
     for _ in 0..3 {
         publish(Some(repeated), "once").await;
@@ -331,12 +349,7 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let spec =
         ConsumerSpec::new(&stream_name, "batched", std::slice::from_ref(&subject)).batched(32);
-    let handled_before = Uuid::new_v4();
-    sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ('batched', $1)")
-        .bind(handled_before)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let handled_before = handled_before(&db.pool, "batched").await;
     // Everything is published first, so the consumer finds it all at hand.
     for i in 0..100 {
         let (id, payload) = match i {
@@ -344,14 +357,7 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
             70 => (handled_before, "handled before".to_owned()),
             _ => (Uuid::new_v4(), format!("e{i}")),
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.to_string().as_str());
-        jetstream
-            .publish_with_headers(subject.clone(), headers, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        publish(&jetstream, &subject, Some(id), payload).await;
     }
     let shutdown = Shutdown::new();
     let running = tokio::spawn(consumer::run(
@@ -386,6 +392,76 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
 
     shutdown.trigger();
     running.await.unwrap().unwrap();
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+/// One batch holding an event id twice and an event handled before: the
+/// batch is still applied as one transaction, and each event takes effect
+/// once (the id's second copy and the old event are duplicates).
+#[tokio::test]
+async fn a_batch_applies_an_event_id_it_holds_twice_and_one_handled_before_once() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    // The smallest duplicate window (100 ms): past it, JetStream stores an
+    // event id again, as after a replay.
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_millis(100)).await;
+    let spec =
+        ConsumerSpec::new(&stream_name, "batched", std::slice::from_ref(&subject)).batched(16);
+    let handled_before = handled_before(&db.pool, "batched").await;
+    let twice = Uuid::new_v4();
+    let publish =
+        |id: Uuid, payload: &'static str| publish(&jetstream, &subject, Some(id), payload);
+    publish(Uuid::new_v4(), "first").await;
+    publish(twice, "twice").await;
+    publish(handled_before, "handled before").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish(twice, "twice again").await;
+    publish(Uuid::new_v4(), "last").await;
+
+    // Exactly these five, as one batch.
+    let consumer = consumer::durable_consumer(&jetstream, &spec).await.unwrap();
+    let mut pulled = consumer
+        .batch()
+        .max_messages(5)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while let Some(message) = futures::StreamExt::next(&mut pulled).await {
+        messages.push(message.unwrap());
+    }
+    assert_eq!(messages.len(), 5);
+    let outcomes =
+        consumer::handle_batch(&db.pool, &spec, &RecordingHandler::default(), &messages).await;
+
+    use consumer::Outcome::{Applied, Duplicate};
+    assert_eq!(outcomes, [Applied, Applied, Duplicate, Duplicate, Applied]);
+    let applied: Vec<String> = sqlx::query_scalar("SELECT payload FROM effects ORDER BY payload")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, ["first", "last", "twice"]);
+    assert_eq!(
+        count(&db.pool, "SELECT count(DISTINCT txid) FROM effects").await,
+        1,
+        "applied as one batch, not one by one after a failure"
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM processed_events").await,
+        4
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM dead_letters").await,
+        0
+    );
+    eventually("every message, duplicates too, is acknowledged", || async {
+        consumer
+            .get_info()
+            .await
+            .is_ok_and(|info| info.num_ack_pending == 0 && info.num_pending == 0)
+    })
+    .await;
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 

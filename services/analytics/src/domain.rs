@@ -95,6 +95,17 @@ pub struct ActivityEntry {
     pub amount: Option<Money>,
 }
 
+/// What a batch of events states, in event order: read whole before any of
+/// it is written, so that the batch goes into the read model with one
+/// statement per table (see `store::record`).
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub bookings: Vec<BookingFact>,
+    pub refunds: Vec<RefundFact>,
+    /// Each entry with the id of the event it records (one entry per event).
+    pub activity: Vec<(Uuid, ActivityEntry)>,
+}
+
 /// One confirmed booking, as the bookings export lists it.
 #[derive(Clone, Debug)]
 pub struct BookingLine {

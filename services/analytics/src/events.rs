@@ -9,6 +9,12 @@
 //! seats, its time), is dead-lettered and the stream moves on: a figure built
 //! from a guess would be wrong forever.
 //!
+//! A batch of events is read whole into [`Facts`] first and then written
+//! with one statement per table ([`store::record`]); an event alone goes the
+//! same way as a batch of one. One event that cannot be read fails the
+//! batch, and the platform then handles each event of it alone, so only
+//! that one is dead-lettered.
+//!
 //! Time: a booking counts on the day its event occurred (`EventMeta
 //! .occurred_at`), not the day analytics saw it, so a replay or a backlog
 //! puts every booking on the same day as the first time.
@@ -20,8 +26,8 @@ use proto::time::from_timestamp;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{ActivityEntry, BookingFact, Money, RefundFact};
-use crate::store;
+use crate::domain::{ActivityEntry, BookingFact, Facts, Money, RefundFact};
+use crate::store::{self, Recorded};
 
 /// Durable consumer names (also the `consumer` column of `processed_events`
 /// and `dead_letters`).
@@ -65,9 +71,9 @@ impl Subjects {
     /// beginning of its stream, which is what a rebuild relies on. Every
     /// event is a few inserts of rows of its own (figures are computed at
     /// query time), so booking events are applied several at once and in
-    /// batches of up to 64 per transaction; the one shared row, a showtime's
-    /// capacity, is written only when it changes (see
-    /// `store::insert_booking`).
+    /// batches of up to 64 per transaction, each batch with a statement per
+    /// table; the one shared row, a showtime's capacity, is written only
+    /// when it changes (see `store::record`).
     pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
         vec![
             ConsumerSpec::new(
@@ -117,40 +123,15 @@ fn uuid(value: &str, what: &str) -> Result<Uuid, HandlerError> {
     Uuid::parse_str(value).map_err(|_| permanent(format!("{what} {value:?} is not a UUID")))
 }
 
-async fn booking_confirmed(
-    connection: &mut PgConnection,
-    event_id: Uuid,
-    payload: &[u8],
-) -> Result<(), HandlerError> {
+/// What a `bookings.confirmed` event states: the booking and its entry in
+/// the activity log.
+fn booking_confirmed(payload: &[u8]) -> Result<(BookingFact, ActivityEntry), HandlerError> {
     let event = events_pb::BookingConfirmed::decode(payload)
         .map_err(|e| permanent(format!("not a BookingConfirmed: {e}")))?;
     let booked_at = occurred_at(event.meta.as_ref())?;
     let seats = i32::try_from(event.seats.len()).map_err(|_| permanent("too many seats"))?;
     if seats == 0 {
         return Err(permanent("a booking without seats"));
-    }
-    let fact = BookingFact {
-        booking_id: uuid(&event.booking_id, "booking_id")?,
-        reference: event.reference.clone(),
-        checkout_id: event.checkout_id.clone(),
-        showtime_id: uuid(&event.showtime_id, "showtime_id")?,
-        film_id: event.film_id.clone(),
-        film_title: event.film_title.clone(),
-        cinema_name: event.cinema_name.clone(),
-        starts_at: event
-            .starts_at
-            .as_ref()
-            .and_then(from_timestamp)
-            .ok_or_else(|| permanent("the booking has no showtime start"))?,
-        seats_offered: i32::try_from(event.seats_offered)
-            .map_err(|_| permanent("seats_offered is out of range"))?,
-        seats,
-        amount_minor: event.amount_minor,
-        currency: event.currency.clone(),
-        booked_at,
-    };
-    if store::insert_booking(connection, &fact).await? {
-        tracing::info!(booking = %fact.booking_id, showtime = %fact.showtime_id, seats, "booking counted");
     }
     let entry = ActivityEntry {
         at: booked_at,
@@ -169,18 +150,34 @@ async fn booking_confirmed(
             amount_minor: event.amount_minor,
         }),
     };
-    store::insert_activity(connection, event_id, &entry).await?;
-    Ok(())
+    let fact = BookingFact {
+        booking_id: uuid(&event.booking_id, "booking_id")?,
+        showtime_id: uuid(&event.showtime_id, "showtime_id")?,
+        starts_at: event
+            .starts_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| permanent("the booking has no showtime start"))?,
+        seats_offered: i32::try_from(event.seats_offered)
+            .map_err(|_| permanent("seats_offered is out of range"))?,
+        reference: event.reference,
+        checkout_id: event.checkout_id,
+        film_id: event.film_id,
+        film_title: event.film_title,
+        cinema_name: event.cinema_name,
+        seats,
+        amount_minor: event.amount_minor,
+        currency: event.currency,
+        booked_at,
+    };
+    Ok((fact, entry))
 }
 
-async fn booking_rejected(
-    connection: &mut PgConnection,
-    event_id: Uuid,
-    payload: &[u8],
-) -> Result<(), HandlerError> {
+/// What a `bookings.rejected` event states: an entry in the activity log.
+fn booking_rejected(payload: &[u8]) -> Result<ActivityEntry, HandlerError> {
     let event = events_pb::BookingRejected::decode(payload)
         .map_err(|e| permanent(format!("not a BookingRejected: {e}")))?;
-    let entry = ActivityEntry {
+    Ok(ActivityEntry {
         at: occurred_at(event.meta.as_ref())?,
         kind: "booking.rejected".into(),
         summary: if event.unavailable_seats.is_empty() {
@@ -191,32 +188,20 @@ async fn booking_rejected(
                 event.unavailable_seats.join(", ")
             )
         },
-        reference: event.checkout_id.clone(),
+        reference: event.checkout_id,
         amount: None,
-    };
-    store::insert_activity(connection, event_id, &entry).await?;
-    Ok(())
+    })
 }
 
-async fn refund_succeeded(
-    connection: &mut PgConnection,
-    event_id: Uuid,
-    payload: &[u8],
-) -> Result<(), HandlerError> {
+/// What a `payments.refund.succeeded` event states: the refund and its
+/// entry in the activity log.
+fn refund_succeeded(payload: &[u8]) -> Result<(RefundFact, ActivityEntry), HandlerError> {
     let event = events_pb::RefundSucceeded::decode(payload)
         .map_err(|e| permanent(format!("not a RefundSucceeded: {e}")))?;
     if event.refund_id.is_empty() {
         return Err(permanent("a refund without a refund_id"));
     }
     let refunded_at = occurred_at(event.meta.as_ref())?;
-    let fact = RefundFact {
-        refund_id: event.refund_id.clone(),
-        checkout_id: event.checkout_id.clone(),
-        amount_minor: event.amount_minor,
-        currency: event.currency.clone(),
-        refunded_at,
-    };
-    store::insert_refund(connection, &fact).await?;
     let reference = if event.booking_reference.is_empty() {
         event.checkout_id.clone()
     } else {
@@ -236,27 +221,75 @@ async fn refund_succeeded(
             amount_minor: event.amount_minor,
         }),
     };
-    store::insert_activity(connection, event_id, &entry).await?;
-    Ok(())
+    let fact = RefundFact {
+        refund_id: event.refund_id,
+        checkout_id: event.checkout_id,
+        amount_minor: event.amount_minor,
+        currency: event.currency,
+        refunded_at,
+    };
+    Ok((fact, entry))
+}
+
+impl FiguresHandler {
+    /// Adds what `delivery` states to `facts`; a permanent error when it
+    /// cannot be read or lacks what a figure needs.
+    fn read(&self, delivery: &Delivery<'_>, facts: &mut Facts) -> Result<(), HandlerError> {
+        let subject = delivery.subject;
+        let entry = if subject == self.subjects.booking_confirmed {
+            let (booking, entry) = booking_confirmed(delivery.payload)?;
+            facts.bookings.push(booking);
+            entry
+        } else if subject == self.subjects.booking_rejected {
+            booking_rejected(delivery.payload)?
+        } else if subject == self.subjects.refund_succeeded {
+            let (refund, entry) = refund_succeeded(delivery.payload)?;
+            facts.refunds.push(refund);
+            entry
+        } else {
+            return Err(permanent(format!("analytics does not handle {subject}")));
+        };
+        facts.activity.push((delivery.event_id, entry));
+        Ok(())
+    }
 }
 
 impl Handler for FiguresHandler {
     type Committed = ();
 
+    /// A batch of one: the same reading and the same statements.
     async fn handle<'a>(
         &'a self,
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
     ) -> Result<(), HandlerError> {
-        let subject = delivery.subject;
-        if subject == self.subjects.booking_confirmed {
-            booking_confirmed(connection, delivery.event_id, delivery.payload).await
-        } else if subject == self.subjects.booking_rejected {
-            booking_rejected(connection, delivery.event_id, delivery.payload).await
-        } else if subject == self.subjects.refund_succeeded {
-            refund_succeeded(connection, delivery.event_id, delivery.payload).await
-        } else {
-            Err(permanent(format!("analytics does not handle {subject}")))
+        self.handle_batch(connection, std::slice::from_ref(delivery))
+            .await
+            .map(drop)
+    }
+
+    /// Reads every event before writing anything, so an unreadable one
+    /// fails the batch at no cost (the platform then handles each alone and
+    /// dead-letters just that one), then writes them all with a statement
+    /// per table.
+    async fn handle_batch<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        deliveries: &'a [Delivery<'a>],
+    ) -> Result<Vec<()>, HandlerError> {
+        let mut facts = Facts::default();
+        for delivery in deliveries {
+            self.read(delivery, &mut facts)?;
         }
+        let recorded = store::record(connection, &facts).await?;
+        if recorded != Recorded::default() {
+            tracing::info!(
+                events = deliveries.len(),
+                bookings = recorded.bookings,
+                refunds = recorded.refunds,
+                "facts counted"
+            );
+        }
+        Ok(vec![(); deliveries.len()])
     }
 }

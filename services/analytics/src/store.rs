@@ -1,9 +1,11 @@
 //! Every SQL statement of analytics: facts in, figures out.
 //!
 //! Writes happen inside the consumer's transaction (the same one that
-//! records the event id), and each is an insert that ignores a row already
-//! there, so an event applied twice — a redelivery, a replay after a crash —
-//! changes nothing. Figures are `GROUP BY`s over the facts at query time:
+//! records the event ids), a batch of events at a time with one statement
+//! per table ([`record`]; `UNNEST`ed arrays, so a batch costs a few round
+//! trips rather than a few per event), and each is an insert that ignores a
+//! row already there, so an event applied twice — a redelivery, a replay
+//! after a crash — changes nothing. Figures are `GROUP BY`s over the facts at query time:
 //! with one row per booking this stays fast well past a cinema chain's
 //! volume (indexes on the time and film columns); when it stops being fast,
 //! per-day counters maintained by the same handlers are the next step.
@@ -15,90 +17,206 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{
-    ActivityEntry, BookingFact, BookingLine, DayFigures, FilmFigures, Money, Occupancy, RefundFact,
-    ShowtimeFigures, Totals,
+    ActivityEntry, BookingFact, BookingLine, DayFigures, Facts, FilmFigures, Money, Occupancy,
+    RefundFact, ShowtimeFigures, Totals,
 };
 
-/// Records a confirmed booking and its showtime. `false` when the booking
-/// was already recorded.
-pub async fn insert_booking(
+/// What [`record`] added: facts new to the read model (one recorded
+/// before, under another event, is not counted again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub bookings: u64,
+    pub refunds: u64,
+}
+
+/// Records a batch of facts (one event's, or a few dozen's) with one
+/// statement per table, whatever the batch's size: showtimes, bookings,
+/// refunds, activity.
+///
+/// Up to four batches run at once (the bookings consumer's concurrency) and
+/// may share rows: a popular showtime, a booking delivered again under a new
+/// event id. Each statement therefore takes its rows in key order, and the
+/// tables always in the order above, so two batches that touch the same
+/// rows queue behind one another instead of each holding a row the other
+/// waits for (a deadlock, which PostgreSQL would break by failing one batch
+/// and sending its events through one by one).
+pub async fn record(connection: &mut PgConnection, facts: &Facts) -> sqlx::Result<Recorded> {
+    write_showtimes(connection, &facts.bookings).await?;
+    let bookings = insert_bookings(connection, &facts.bookings).await?;
+    let refunds = insert_refunds(connection, &facts.refunds).await?;
+    insert_activity(connection, &facts.activity).await?;
+    Ok(Recorded { bookings, refunds })
+}
+
+/// The showtimes of `bookings`: inserted when new, their capacity updated
+/// only when it changed.
+async fn write_showtimes(
     connection: &mut PgConnection,
-    fact: &BookingFact,
-) -> sqlx::Result<bool> {
+    bookings: &[BookingFact],
+) -> sqlx::Result<()> {
+    if bookings.is_empty() {
+        return Ok(());
+    }
+    // One row per showtime, as its last booking in the batch has it (the
+    // newest capacity): one statement may not write a row twice, and of two
+    // rows for a new showtime the insert would keep the first.
+    let showtimes: BTreeMap<Uuid, &BookingFact> =
+        bookings.iter().map(|b| (b.showtime_id, b)).collect();
+    let column =
+        |f: fn(&BookingFact) -> &str| -> Vec<&str> { showtimes.values().map(|b| f(b)).collect() };
     // Every booking of a showtime carries its capacity, nearly always the
-    // same: the row is written only when new or changed. (An upsert's
+    // same: a row is written only when new or changed. (An upsert's
     // DO UPDATE would lock the row even when nothing changes, serialising
-    // concurrent batches on popular showtimes, or deadlocking them.)
+    // concurrent batches on popular showtimes.) The rows the insert adds are
+    // invisible to the rest of the statement (one snapshot), so `changed`
+    // compares only showtimes known before; it locks them in key order, and
+    // FOR NO KEY UPDATE, the lock the update itself takes, leaves other
+    // batches' bookings of the showtime (their foreign-key checks) alone.
     sqlx::query(
-        "WITH inserted AS ( \
+        "WITH batch AS ( \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
+                                  $5::timestamptz[], $6::integer[]) \
+             AS b(showtime_id, film_id, film_title, cinema_name, starts_at, seats_offered)), \
+         inserted AS ( \
              INSERT INTO showtimes (showtime_id, film_id, film_title, cinema_name, starts_at, seats_offered) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (showtime_id) DO NOTHING RETURNING 1) \
-         UPDATE showtimes SET seats_offered = $6 \
-         WHERE showtime_id = $1 AND seats_offered <> $6 AND NOT EXISTS (SELECT 1 FROM inserted)",
+             SELECT * FROM batch ORDER BY showtime_id ON CONFLICT (showtime_id) DO NOTHING), \
+         changed AS ( \
+             SELECT s.showtime_id, b.seats_offered FROM showtimes s \
+             JOIN batch b ON b.showtime_id = s.showtime_id \
+             WHERE s.seats_offered <> b.seats_offered \
+             ORDER BY s.showtime_id FOR NO KEY UPDATE OF s) \
+         UPDATE showtimes s SET seats_offered = c.seats_offered \
+         FROM changed c WHERE s.showtime_id = c.showtime_id",
     )
-    .bind(fact.showtime_id)
-    .bind(&fact.film_id)
-    .bind(&fact.film_title)
-    .bind(&fact.cinema_name)
-    .bind(fact.starts_at)
-    .bind(fact.seats_offered)
+    .bind(showtimes.keys().copied().collect::<Vec<Uuid>>())
+    .bind(column(|b| &b.film_id))
+    .bind(column(|b| &b.film_title))
+    .bind(column(|b| &b.cinema_name))
+    .bind(showtimes.values().map(|b| b.starts_at).collect::<Vec<_>>())
+    .bind(showtimes.values().map(|b| b.seats_offered).collect::<Vec<_>>())
     .execute(&mut *connection)
     .await?;
+    Ok(())
+}
+
+/// Inserts the bookings not recorded yet; how many were new.
+async fn insert_bookings(
+    connection: &mut PgConnection,
+    bookings: &[BookingFact],
+) -> sqlx::Result<u64> {
+    if bookings.is_empty() {
+        return Ok(0);
+    }
+    // The same booking twice in a batch (a producer's retry under a new
+    // event id) is one row, the first, as it would be a batch later.
+    let mut unique: BTreeMap<Uuid, &BookingFact> = BTreeMap::new();
+    for booking in bookings {
+        unique.entry(booking.booking_id).or_insert(booking);
+    }
+    let column =
+        |f: fn(&BookingFact) -> &str| -> Vec<&str> { unique.values().map(|b| f(b)).collect() };
     let inserted = sqlx::query(
         "INSERT INTO bookings (booking_id, reference, checkout_id, showtime_id, film_id, film_title, \
-         seats, amount_minor, currency, booked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (booking_id) DO NOTHING",
+                               seats, amount_minor, currency, booked_at) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
+                              $7::integer[], $8::bigint[], $9::text[], $10::timestamptz[]) \
+         AS b(booking_id, reference, checkout_id, showtime_id, film_id, film_title, \
+              seats, amount_minor, currency, booked_at) \
+         ORDER BY booking_id ON CONFLICT (booking_id) DO NOTHING",
     )
-    .bind(fact.booking_id)
-    .bind(&fact.reference)
-    .bind(&fact.checkout_id)
-    .bind(fact.showtime_id)
-    .bind(&fact.film_id)
-    .bind(&fact.film_title)
-    .bind(fact.seats)
-    .bind(fact.amount_minor)
-    .bind(&fact.currency)
-    .bind(fact.booked_at)
+    .bind(unique.keys().copied().collect::<Vec<Uuid>>())
+    .bind(column(|b| &b.reference))
+    .bind(column(|b| &b.checkout_id))
+    .bind(unique.values().map(|b| b.showtime_id).collect::<Vec<_>>())
+    .bind(column(|b| &b.film_id))
+    .bind(column(|b| &b.film_title))
+    .bind(unique.values().map(|b| b.seats).collect::<Vec<_>>())
+    .bind(unique.values().map(|b| b.amount_minor).collect::<Vec<_>>())
+    .bind(column(|b| &b.currency))
+    .bind(unique.values().map(|b| b.booked_at).collect::<Vec<_>>())
     .execute(&mut *connection)
     .await?
     .rows_affected();
-    Ok(inserted == 1)
+    Ok(inserted)
 }
 
-/// Records a refund; `false` when it was already recorded.
-pub async fn insert_refund(connection: &mut PgConnection, fact: &RefundFact) -> sqlx::Result<bool> {
+/// Inserts the refunds not recorded yet; how many were new.
+async fn insert_refunds(
+    connection: &mut PgConnection,
+    refunds: &[RefundFact],
+) -> sqlx::Result<u64> {
+    if refunds.is_empty() {
+        return Ok(0);
+    }
+    let mut unique: BTreeMap<&str, &RefundFact> = BTreeMap::new();
+    for refund in refunds {
+        unique.entry(&refund.refund_id).or_insert(refund);
+    }
     let inserted = sqlx::query(
         "INSERT INTO refunds (refund_id, checkout_id, amount_minor, currency, refunded_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (refund_id) DO NOTHING",
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[]) \
+         AS r(refund_id, checkout_id, amount_minor, currency, refunded_at) \
+         ORDER BY refund_id ON CONFLICT (refund_id) DO NOTHING",
     )
-    .bind(&fact.refund_id)
-    .bind(&fact.checkout_id)
-    .bind(fact.amount_minor)
-    .bind(&fact.currency)
-    .bind(fact.refunded_at)
-    .execute(connection)
+    .bind(unique.keys().copied().collect::<Vec<&str>>())
+    .bind(
+        unique
+            .values()
+            .map(|r| r.checkout_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(unique.values().map(|r| r.amount_minor).collect::<Vec<_>>())
+    .bind(
+        unique
+            .values()
+            .map(|r| r.currency.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(unique.values().map(|r| r.refunded_at).collect::<Vec<_>>())
+    .execute(&mut *connection)
     .await?
     .rows_affected();
-    Ok(inserted == 1)
+    Ok(inserted)
 }
 
-/// Adds an entry to the activity log (once per event).
-pub async fn insert_activity(
+/// Adds each event's entry to the activity log (once per event).
+async fn insert_activity(
     connection: &mut PgConnection,
-    event_id: Uuid,
-    entry: &ActivityEntry,
+    entries: &[(Uuid, ActivityEntry)],
 ) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut unique: BTreeMap<Uuid, &ActivityEntry> = BTreeMap::new();
+    for (event_id, entry) in entries {
+        unique.entry(*event_id).or_insert(entry);
+    }
+    let column =
+        |f: fn(&ActivityEntry) -> &str| -> Vec<&str> { unique.values().map(|e| f(e)).collect() };
     sqlx::query(
         "INSERT INTO activity (event_id, at, kind, summary, reference, amount_minor, currency) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+                              $6::bigint[], $7::text[]) \
+         AS a(event_id, at, kind, summary, reference, amount_minor, currency) \
+         ORDER BY event_id ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(event_id)
-    .bind(entry.at)
-    .bind(&entry.kind)
-    .bind(&entry.summary)
-    .bind(&entry.reference)
-    .bind(entry.amount.as_ref().map(|m| m.amount_minor))
-    .bind(entry.amount.as_ref().map(|m| m.currency.clone()))
+    .bind(unique.keys().copied().collect::<Vec<Uuid>>())
+    .bind(unique.values().map(|e| e.at).collect::<Vec<_>>())
+    .bind(column(|e| &e.kind))
+    .bind(column(|e| &e.summary))
+    .bind(column(|e| &e.reference))
+    .bind(
+        unique
+            .values()
+            .map(|e| e.amount.as_ref().map(|m| m.amount_minor))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        unique
+            .values()
+            .map(|e| e.amount.as_ref().map(|m| m.currency.as_str()))
+            .collect::<Vec<_>>(),
+    )
     .execute(connection)
     .await?;
     Ok(())

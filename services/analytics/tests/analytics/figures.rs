@@ -11,9 +11,20 @@ use crate::harness::{self, Analytics, Show, day, meta_at, refund_of};
 pub struct Programme {
     pub metropolis: Show,
     pub nosferatu: Show,
+    /// Its three confirmed bookings, in the order published.
+    pub bookings: [events_pb::BookingConfirmed; 3],
 }
 
+/// Publishes the programme and waits until analytics has applied it.
 pub async fn publish_programme(analytics: &Analytics) -> Programme {
+    let programme = publish_programme_events(analytics).await;
+    analytics.settled().await;
+    programme
+}
+
+/// Publishes the programme: four booking events (the rejection last), then
+/// two refunds on the payments stream.
+pub async fn publish_programme_events(analytics: &Analytics) -> Programme {
     let metropolis = Show::new(Uuid::new_v4(), "Metropolis", 40);
     let nosferatu = Show::new(Uuid::new_v4(), "Nosferatu", 10);
     let b1 = metropolis.booking(&["A1", "A2"], 50_000, day(20));
@@ -22,7 +33,6 @@ pub async fn publish_programme(analytics: &Analytics) -> Programme {
     for booking in [&b1, &b2, &b3] {
         analytics.confirmed(booking).await;
     }
-    analytics.refunded(&refund_of(&b2, 75_000, day(22))).await;
     let lost = events_pb::BookingRejected {
         meta: meta_at(day(22) + chrono::Duration::minutes(1)),
         checkout_id: "chk_lost".into(),
@@ -33,6 +43,7 @@ pub async fn publish_programme(analytics: &Analytics) -> Programme {
         unavailable_seats: vec!["D1".into()],
     };
     analytics.rejected(&lost).await;
+    analytics.refunded(&refund_of(&b2, 75_000, day(22))).await;
     analytics
         .refunded(&events_pb::RefundSucceeded {
             meta: meta_at(day(22) + chrono::Duration::minutes(5)),
@@ -46,10 +57,10 @@ pub async fn publish_programme(analytics: &Analytics) -> Programme {
             reason: "seats lost".into(),
         })
         .await;
-    analytics.settled().await;
     Programme {
         metropolis,
         nosferatu,
+        bookings: [b1, b2, b3],
     }
 }
 
@@ -82,13 +93,11 @@ async fn totals_count_bookings_seats_and_revenue_net_of_refunds_of_bookings() {
 }
 
 /// date, bookings, seats sold, revenue, refunded.
-type DaySummary = (String, u64, u64, Vec<pb::Money>, Vec<pb::Money>);
+pub type DaySummary = (String, u64, u64, Vec<pb::Money>, Vec<pb::Money>);
 
-#[tokio::test]
-async fn revenue_by_day_counts_bookings_on_their_day_and_refunds_on_theirs() {
-    let mut analytics = harness::start().await;
-    publish_programme(&analytics).await;
-    let days = analytics
+/// Revenue by day over November 2026.
+pub async fn november(analytics: &mut Analytics) -> Vec<DaySummary> {
+    analytics
         .client
         .get_revenue_by_day(pb::GetRevenueByDayRequest {
             from_date: "2026-11-01".into(),
@@ -97,19 +106,27 @@ async fn revenue_by_day_counts_bookings_on_their_day_and_refunds_on_theirs() {
         .await
         .expect("revenue by day")
         .into_inner()
-        .days;
-    let summary: Vec<DaySummary> = days
+        .days
         .into_iter()
         .map(|d| (d.date, d.bookings, d.seats_sold, d.revenue, d.refunded))
-        .collect();
-    assert_eq!(
-        summary,
-        vec![
-            ("2026-11-20".into(), 1, 2, inr(50_000), vec![]),
-            ("2026-11-21".into(), 2, 4, inr(105_000), vec![]),
-            ("2026-11-22".into(), 0, 0, inr(-75_000), inr(75_000)),
-        ]
-    );
+        .collect()
+}
+
+/// The programme's days, worked out by hand: b1 on the 20th, b2 and b3 on
+/// the 21st, b2's refund on the 22nd (the lost checkout's is no revenue).
+pub fn programme_days() -> Vec<DaySummary> {
+    vec![
+        ("2026-11-20".into(), 1, 2, inr(50_000), vec![]),
+        ("2026-11-21".into(), 2, 4, inr(105_000), vec![]),
+        ("2026-11-22".into(), 0, 0, inr(-75_000), inr(75_000)),
+    ]
+}
+
+#[tokio::test]
+async fn revenue_by_day_counts_bookings_on_their_day_and_refunds_on_theirs() {
+    let mut analytics = harness::start().await;
+    publish_programme(&analytics).await;
+    assert_eq!(november(&mut analytics).await, programme_days());
 
     let one_day = analytics
         .client

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+use analytics::events::{FiguresHandler, Subjects};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use chrono::{DateTime, TimeZone as _, Utc};
+use futures::StreamExt as _;
 use platform::Shutdown;
+use platform::consumer::Outcome;
 use platform::grpc::TracedChannel;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use proto::events::v1 as events_pb;
@@ -25,6 +28,9 @@ pub struct Analytics {
     pub client: Client,
     shutdown: Shutdown,
     _streams: TestStreams,
+    /// The other prefix's streams the service consumes instead, when the
+    /// test applies the events itself (see [`start_applying_by_hand`]).
+    _consumed_instead: Option<TestStreams>,
 }
 
 impl Drop for Analytics {
@@ -34,6 +40,18 @@ impl Drop for Analytics {
 }
 
 pub async fn start() -> Analytics {
+    start_consuming(true).await
+}
+
+/// Analytics serving its figures while its consumers read another prefix's
+/// streams, where nothing is published: the test takes the events off the
+/// consumers itself and applies them in batches of its choosing
+/// ([`Analytics::apply_batch`]), as a running consumer would.
+pub async fn start_applying_by_hand() -> Analytics {
+    start_consuming(false).await
+}
+
+async fn start_consuming(own_streams: bool) -> Analytics {
     let db = TestDb::create("analytics").await;
     analytics::migrate(&db.pool)
         .await
@@ -41,7 +59,13 @@ pub async fn start() -> Analytics {
     let prefix = test_support::events_prefix();
     let streams = TestStreams::adopt(&prefix).await;
     let jetstream = create_streams(&prefix).await;
-    let (client, shutdown) = launch(&db, &prefix).await;
+    let consumed_instead = if own_streams {
+        None
+    } else {
+        Some(TestStreams::adopt(&test_support::events_prefix()).await)
+    };
+    let consumed = consumed_instead.as_ref().map_or(&prefix, |s| &s.prefix);
+    let (client, shutdown) = launch(&db, consumed).await;
     Analytics {
         db,
         jetstream,
@@ -49,6 +73,7 @@ pub async fn start() -> Analytics {
         client,
         shutdown,
         _streams: streams,
+        _consumed_instead: consumed_instead,
     }
 }
 
@@ -142,6 +167,17 @@ impl Analytics {
         .await;
     }
 
+    /// A `bookings.confirmed` event whose payload is not protobuf.
+    pub async fn malformed_booking(&self) {
+        self.publish(
+            "bookings.confirmed",
+            Uuid::new_v4(),
+            "bookmyseat.events.v1.BookingConfirmed",
+            b"\xff\xfe not protobuf".to_vec(),
+        )
+        .await;
+    }
+
     /// Waits until both consumers have acknowledged everything published.
     pub async fn settled(&self) {
         for (domain, durable) in [
@@ -168,6 +204,56 @@ impl Analytics {
             })
             .await;
         }
+    }
+
+    /// Takes the next `size` events off the durable consumer `durable` and
+    /// applies them as one batch, the way the running consumer applies the
+    /// messages it has at hand; what became of each, in order.
+    pub async fn apply_batch(&self, durable: &str, size: usize) -> Vec<Outcome> {
+        let subjects = Subjects::new(&self.prefix);
+        let spec = subjects
+            .consumer_specs()
+            .into_iter()
+            .find(|spec| spec.durable == durable)
+            .expect("one of analytics' consumers");
+        let consumer = platform::consumer::durable_consumer(&self.jetstream, &spec)
+            .await
+            .expect("binding the durable consumer");
+        let mut pulled = consumer
+            .batch()
+            .max_messages(size)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .expect("pulling messages");
+        let mut messages = Vec::with_capacity(size);
+        while let Some(message) = pulled.next().await {
+            messages.push(message.expect("a message"));
+        }
+        assert_eq!(messages.len(), size, "the batch's events were published");
+        platform::consumer::handle_batch(
+            &self.db.pool,
+            &spec,
+            &FiguresHandler::new(subjects),
+            &messages,
+        )
+        .await
+    }
+
+    /// How many transactions wrote these bookings (1: they were applied
+    /// together, not one by one).
+    pub async fn transactions_of(&self, bookings: &[&events_pb::BookingConfirmed]) -> i64 {
+        let ids: Vec<Uuid> = bookings
+            .iter()
+            .map(|b| Uuid::parse_str(&b.booking_id).expect("a UUID booking id"))
+            .collect();
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT xmin::text) FROM bookings WHERE booking_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("reading the bookings' transactions")
     }
 
     pub async fn dead_letters(&self) -> Vec<(String, String)> {

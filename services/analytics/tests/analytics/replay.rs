@@ -39,14 +39,7 @@ async fn a_replayed_event_counts_once() {
 #[tokio::test]
 async fn a_malformed_event_is_dead_lettered_and_the_stream_moves_on() {
     let mut analytics = harness::start().await;
-    analytics
-        .publish(
-            "bookings.confirmed",
-            Uuid::new_v4(),
-            "bookmyseat.events.v1.BookingConfirmed",
-            b"\xff\xfe not protobuf".to_vec(),
-        )
-        .await;
+    analytics.malformed_booking().await;
     let show = Show::new(Uuid::new_v4(), "Metropolis", 40);
     let mut no_seats = show.booking(&[], 10_000, day(20));
     no_seats.seats.clear();
