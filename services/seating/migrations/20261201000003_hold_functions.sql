@@ -13,27 +13,37 @@
 -- hold replaces). In request order; NULL when every seat is free.
 -- VOLATILE on purpose: it then reads with a snapshot of its own, taken when
 -- it is called, so after the showtime lock it sees every earlier writer.
+-- PL/pgSQL rather than SQL for these helpers: PL/pgSQL keeps a
+-- connection's plans, an SQL function is planned again at every call.
 CREATE FUNCTION seating_unavailable(
     p_showtime uuid, p_user text, p_labels text[], p_now timestamptz
-) RETURNS text[] LANGUAGE sql VOLATILE AS $$
-    SELECT array_agg(s.label ORDER BY array_position(p_labels, s.label))
-    FROM seats s LEFT JOIN holds h ON h.id = s.hold_id
-    WHERE s.showtime_id = p_showtime AND s.label = ANY (p_labels)
-      AND (s.booking_id IS NOT NULL OR s.blocked
-           OR (s.held_until > p_now
-               AND NOT (h.user_id = p_user AND h.status = 'active')))
+) RETURNS text[] LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN (
+        SELECT array_agg(s.label ORDER BY array_position(p_labels, s.label))
+        FROM seats s LEFT JOIN holds h ON h.id = s.hold_id
+        WHERE s.showtime_id = p_showtime AND s.label = ANY (p_labels)
+          AND (s.booking_id IS NOT NULL OR s.blocked
+               OR (s.held_until > p_now
+                   AND NOT (h.user_id = p_user AND h.status = 'active'))));
+END
 $$;
 
 -- Lets go of the unsold seats of `holds`; answers their labels (NULL when
 -- none). The one statement behind release, replacement, expiry and a
 -- rejected booking.
 CREATE FUNCTION seating_free_seats(p_showtime uuid, p_holds uuid[])
-RETURNS text[] LANGUAGE sql VOLATILE AS $$
+RETURNS text[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    freed text[];
+BEGIN
     WITH released AS (
         UPDATE seats SET hold_id = NULL, held_until = NULL
          WHERE showtime_id = p_showtime AND hold_id = ANY (p_holds) AND booking_id IS NULL
         RETURNING label
-    ) SELECT array_agg(label) FROM released
+    ) SELECT array_agg(label) INTO freed FROM released;
+    RETURN freed;
+END
 $$;
 
 -- Holds every seat of `labels` for `user_id` as hold `hold_id`, ending the
