@@ -39,6 +39,8 @@
 #                                passed to payments / seating when set (their defaults)
 # Extra arguments go to `loadgen webhooks` as they are, e.g.
 #   scripts/bench-webhooks.sh --json
+#   scripts/bench-webhooks.sh --rate 300   (paced: webhook → booking latency
+#                                          below capacity, not a queue)
 #
 # Every run books BENCH_WARMUP_WEBHOOKS + BENCH_WEBHOOKS seats (per level) in
 # the bench seating database for good; when loadgen reports too few free

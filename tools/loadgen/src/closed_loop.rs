@@ -414,3 +414,51 @@ mod tests {
         assert_eq!(measurement.latency.len(), 1_000);
     }
 }
+
+/// A fixed arrival rate, requests per second, as a flag gives it.
+pub fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if (1.0..=100_000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "{value:?}: a rate is a number of requests per second from 1 to 100,000"
+        )),
+    }
+}
+
+/// A worker's schedule at a fixed rate: `workers` workers share `rate`
+/// requests per second, their starts spread evenly over one interval. Without
+/// a rate, the next hold starts at once (closed loop).
+pub struct Pacer {
+    interval: Option<Duration>,
+    offset: Duration,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate: Option<f64>, workers: usize, i: usize) -> Self {
+        let interval = rate.map(|rate| Duration::from_secs_f64(workers as f64 / rate));
+        Self {
+            offset: interval.map_or(Duration::ZERO, |interval| {
+                interval.mul_f64(i as f64 / workers.max(1) as f64)
+            }),
+            interval,
+            next: None,
+        }
+    }
+
+    /// Waits for the next scheduled start and returns it; latency counts
+    /// from there, so a worker that falls behind its schedule reports the
+    /// delay too. (A worker more than one interval behind starts at once:
+    /// the schedule is kept, not the pause.)
+    pub async fn start(&mut self) -> Instant {
+        let Some(interval) = self.interval else {
+            return Instant::now();
+        };
+        let next = *self
+            .next
+            .get_or_insert_with(|| Instant::now() + self.offset);
+        tokio::time::sleep_until(next.into()).await;
+        self.next = Some(next + interval);
+        next
+    }
+}

@@ -39,7 +39,7 @@
 //! from the scheduled start), which is what "p99 at 1,000 holds/s" asks.
 //! The gRPC share of the raw-SQL ceiling is judged on the closed loops only.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -53,7 +53,7 @@ use sqlx::postgres::PgPoolOptions;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
+use crate::closed_loop::{self, Done, LoadArgs, Measurement, Pacer, Worker};
 use crate::http1::Http1Connection;
 use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::report::{self, Row, thousands};
@@ -104,7 +104,7 @@ pub struct HoldsArgs {
     /// to measure again, uncontended: each worker starts its holds on a
     /// schedule instead of as soon as the previous one ended, and latency
     /// counts from the scheduled start (so falling behind shows).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = closed_loop::parse_rate)]
     pub rates: Vec<f64>,
     /// Uncontended workers (one showtime each) for the fixed-rate rows.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -239,12 +239,6 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
     let gateway = Target::loopback(&args.gateway, "--gateway")?;
     let seating = Target::loopback(&args.seating, "--seating")?;
     let database = loopback_database(&args.database_url, "--database-url", "loadgen-holds")?;
-    for &rate in &args.rates {
-        anyhow::ensure!(
-            (1.0..=100_000.0).contains(&rate),
-            "--rates must lie between 1 and 100,000 holds/s"
-        );
-    }
     let mut levels = Vec::new();
     for &mode in &args.modes {
         match mode {
@@ -641,43 +635,6 @@ impl SeatPicker {
         };
         let start = (self.next_u64() % (runs_len - count + 1) as u64) as usize;
         self.runs[index][start..start + count].to_vec()
-    }
-}
-
-/// A worker's schedule at a fixed rate: `workers` workers share `rate`
-/// holds per second, their starts spread evenly over one interval. Without
-/// a rate, the next hold starts at once (closed loop).
-struct Pacer {
-    interval: Option<Duration>,
-    offset: Duration,
-    next: Option<Instant>,
-}
-
-impl Pacer {
-    fn new(rate: Option<f64>, workers: usize, i: usize) -> Self {
-        let interval = rate.map(|rate| Duration::from_secs_f64(workers as f64 / rate));
-        Self {
-            offset: interval.map_or(Duration::ZERO, |interval| {
-                interval.mul_f64(i as f64 / workers.max(1) as f64)
-            }),
-            interval,
-            next: None,
-        }
-    }
-
-    /// Waits for the next scheduled start and returns it; latency counts
-    /// from there, so a worker that falls behind its schedule reports the
-    /// delay too.
-    async fn start(&mut self) -> Instant {
-        let Some(interval) = self.interval else {
-            return Instant::now();
-        };
-        let next = *self
-            .next
-            .get_or_insert_with(|| Instant::now() + self.offset);
-        tokio::time::sleep_until(next.into()).await;
-        self.next = Some(next + interval);
-        next
     }
 }
 

@@ -61,7 +61,7 @@ use proto::seating::v1::seating_service_client::SeatingServiceClient;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::closed_loop::{self, Done, LoadArgs, Measurement, Shape, Worker};
+use crate::closed_loop::{self, Done, LoadArgs, Measurement, Pacer, Shape, Worker};
 use crate::cpu;
 use crate::http1::Http1Connection;
 use crate::programme::EMPTY_HINT;
@@ -131,6 +131,12 @@ pub struct WebhooksArgs {
     /// still on their way, e.g. `30s`.
     #[arg(long, default_value = "30s", value_parser = closed_loop::parse_duration_within::<100, 600_000>)]
     pub booking_timeout: Duration,
+    /// Send the measured webhooks at this fixed rate per second (spread over
+    /// the connections; latency counts from each scheduled start) instead of
+    /// as fast as payments answers. The closed loop measures capacity; a
+    /// rate below it measures webhook → booking latency without a queue.
+    #[arg(long, value_parser = closed_loop::parse_rate)]
+    pub rate: Option<f64>,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -212,6 +218,8 @@ struct Settings<'a> {
     showtimes: usize,
     prepare_seconds: f64,
     loadgen_threads: usize,
+    /// Webhooks per second when paced (`--rate`); none: closed loop.
+    rate: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -323,14 +331,15 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
 
     let signer = WebhookSigner::new(&args.webhook_secret)?;
     let webhook_uri: Uri = "/webhooks/stripe".parse()?;
-    let send = |range: std::ops::Range<usize>, concurrency: usize| {
+    let send = |range: std::ops::Range<usize>, concurrency: usize, rate: Option<f64>| {
         let batch = Arc::new(Batch {
             next: AtomicUsize::new(range.start),
             end: range.end,
         });
         let workers: anyhow::Result<Vec<WebhookSender>> = (0..concurrency)
-            .map(|_| {
+            .map(|worker| {
                 Ok(WebhookSender {
+                    pacer: Pacer::new(rate, concurrency, worker),
                     connection: Http1Connection::new(&payments_http, timeout, false)?,
                     uri: webhook_uri.clone(),
                     signer: signer.clone(),
@@ -354,7 +363,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
             thousands(warmup as u64),
             levels[0]
         );
-        send(0..warmup, levels[0]).await?;
+        send(0..warmup, levels[0], None).await?;
         wait_for_bookings(&deliveries, 0..warmup, args.booking_timeout).await;
     }
 
@@ -368,7 +377,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
             args.load.duration.as_secs_f64()
         );
         let before = cpu::sample(&args.load.watch);
-        let mut measured = send(range.clone(), concurrency).await?;
+        let mut measured = send(range.clone(), concurrency, args.rate).await?;
         measured.cpu = cpu::elapsed(&before, &cpu::sample(&args.load.watch));
         wait_for_bookings(&deliveries, range.clone(), args.booking_timeout).await;
         let booking = booking_latency(&deliveries, range)?;
@@ -421,6 +430,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
         showtimes,
         prepare_seconds,
         loadgen_threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        rate: args.rate,
     };
     if args.load.json {
         let document = JsonReport {
@@ -862,6 +872,7 @@ struct Batch {
 
 /// A worker posting webhooks to payments over its own connection.
 struct WebhookSender {
+    pacer: Pacer,
     connection: Http1Connection,
     uri: Uri,
     signer: WebhookSigner,
@@ -871,6 +882,7 @@ struct WebhookSender {
 
 impl Worker for WebhookSender {
     async fn call(&mut self) -> Result<Done, String> {
+        let started = self.pacer.start().await;
         let i = self.batch.next.fetch_add(1, Ordering::Relaxed);
         if i >= self.batch.end {
             return Ok(Done::Exhausted);
@@ -878,7 +890,6 @@ impl Worker for WebhookSender {
         let payload = &self.deliveries.prepared[i].payload;
         let signature =
             HeaderValue::from_str(&self.signer.header(payload)).map_err(|e| e.to_string())?;
-        let started = Instant::now();
         let _ = self.deliveries.sent[i].set(started);
         let (status, body) = self
             .connection
@@ -913,13 +924,20 @@ fn print_report(
     );
     println!(
         "{} webhooks per level after {} warm-up webhooks; one checkout each (one seat, a user \
-         of its own, {} showtimes), prepared in {:.1}s (untimed); closed loop, one HTTP/1.1 \
+         of its own, {} showtimes), prepared in {:.1}s (untimed); {}, one HTTP/1.1 \
          connection per worker; req/s = paid webhooks/s (webhook row), bookings/s from the first \
          webhook sent to the last booking received (booking row)\n",
         thousands(u64::from(settings.webhooks_per_level)),
         thousands(u64::from(settings.warmup_webhooks)),
         settings.showtimes,
         settings.prepare_seconds,
+        match settings.rate {
+            Some(rate) => format!(
+                "paced at {} webhooks/s (latency from each scheduled start)",
+                thousands(rate.round() as u64)
+            ),
+            None => "closed loop".to_owned(),
+        },
     );
     report::print_table(rows);
     println!();
@@ -932,7 +950,11 @@ fn print_report(
             v.concurrency,
             thousands(v.webhooks_per_second.round() as u64),
             thousands(MIN_WEBHOOKS_PER_SECOND as u64),
-            met(v.throughput_target_met),
+            if settings.rate.is_some() {
+                "not judged: paced"
+            } else {
+                met(v.throughput_target_met)
+            },
             v.booking_p50_ms,
             v.booking_p95_ms,
             v.booking_p99_ms,
