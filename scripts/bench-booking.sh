@@ -36,8 +36,8 @@
 #   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles    (default benchbk)
 #   BENCH_CATALOG_PORT, BENCH_SEATING_PORT, BENCH_PAYMENTS_PORT,
 #   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT
-#                          first port tried for each (defaults 50251, 50252,
-#                          50253, 8283, 50254, 8280; the next free one is used)
+#                          first port tried for each (defaults 20251, 20252,
+#                          20253, 8283, 20254, 8280; the next free one is used)
 #   BENCH_DATABASE_URL_PREFIX   each service's database is this plus its name
 #                          (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_benchbk_;
 #                          not the other benchmarks' databases, which keep
@@ -95,10 +95,10 @@ main() {
     # The simulated provider needs no Stripe key; emails go to a folder.
     unset STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET SMTP_URL
     bench_prepare
-    CATALOG_PORT=$(next_port "${BENCH_CATALOG_PORT:-50251}")
-    SEATING_PORT=$(next_port "${BENCH_SEATING_PORT:-50252}" "$CATALOG_PORT")
-    PAYMENTS_PORT=$(next_port "${BENCH_PAYMENTS_PORT:-50253}" "$CATALOG_PORT" "$SEATING_PORT")
-    ANALYTICS_PORT=$(next_port "${BENCH_ANALYTICS_PORT:-50254}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT")
+    CATALOG_PORT=$(next_port "${BENCH_CATALOG_PORT:-20251}")
+    SEATING_PORT=$(next_port "${BENCH_SEATING_PORT:-20252}" "$CATALOG_PORT")
+    PAYMENTS_PORT=$(next_port "${BENCH_PAYMENTS_PORT:-20253}" "$CATALOG_PORT" "$SEATING_PORT")
+    ANALYTICS_PORT=$(next_port "${BENCH_ANALYTICS_PORT:-20254}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT")
     PAYMENTS_HTTP_PORT=$(next_port "${BENCH_PAYMENTS_HTTP_PORT:-8283}")
     GATEWAY_PORT=$(next_port "${BENCH_GATEWAY_PORT:-8280}" "$PAYMENTS_HTTP_PORT")
     MAIL_DIR="$RUN_DIR/mail"

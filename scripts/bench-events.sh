@@ -23,7 +23,7 @@
 #   BENCH_EVENTS           events to publish                    (default 5000)
 #   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles   (default benchev)
 #   BENCH_SMTP_PORT        the SMTP sink's port                 (default 2525)
-#   BENCH_ANALYTICS_PORT   analytics' gRPC port                 (default 50164)
+#   BENCH_ANALYTICS_PORT   analytics' gRPC port                 (default 20164)
 #   BENCH_DATABASE_URL_PREFIX    each service's bench database is this plus its name
 #   CARGO_TARGET_DIR             honoured, as cargo does
 #   NOTIFIER_DB_POOL_SIZE, ANALYTICS_DB_POOL_SIZE
@@ -51,7 +51,7 @@ main() {
     "$ROOT/scripts/stack.sh" ensure --smtp
     have psql || die "psql is needed to check the results (apt-get install postgresql-client)"
     SMTP_PORT=$(free_port "${BENCH_SMTP_PORT:-2525}")
-    ANALYTICS_PORT=$(free_port "${BENCH_ANALYTICS_PORT:-50164}")
+    ANALYTICS_PORT=$(free_port "${BENCH_ANALYTICS_PORT:-20164}")
 
     bench_env \
         EVENTS_PREFIX="$BENCH_EVENTS_PREFIX" \

@@ -25,8 +25,8 @@
 #   BENCH_RATES         fixed arrival rates, holds/s, uncontended (default 1000;
 #                       empty: closed loops only)
 #   BENCH_PACED_WORKERS workers of the fixed-rate rows     (default 64)
-#   BENCH_CATALOG_PORT  catalog's gRPC port                (default 50151)
-#   BENCH_SEATING_PORT  seating's gRPC port                (default 50152)
+#   BENCH_CATALOG_PORT  catalog's gRPC port                (default 20151)
+#   BENCH_SEATING_PORT  seating's gRPC port                (default 20152)
 #   BENCH_GATEWAY_PORT  the gateway's HTTP port            (default 8180)
 #   BENCH_DATABASE_URL_PREFIX    each service's bench database is this plus its name
 #                                (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_bench_)
@@ -64,8 +64,8 @@ BENCH_PACED_WORKERS=${BENCH_PACED_WORKERS:-64}
 
 main() {
     bench_prepare
-    CATALOG_PORT=$(free_port "${BENCH_CATALOG_PORT:-50151}")
-    SEATING_PORT=$(free_port "${BENCH_SEATING_PORT:-50152}")
+    CATALOG_PORT=$(free_port "${BENCH_CATALOG_PORT:-20151}")
+    SEATING_PORT=$(free_port "${BENCH_SEATING_PORT:-20152}")
     [ "$SEATING_PORT" != "$CATALOG_PORT" ] || SEATING_PORT=$(free_port $((CATALOG_PORT + 1)))
     GATEWAY_PORT=$(free_port "${BENCH_GATEWAY_PORT:-8180}")
 

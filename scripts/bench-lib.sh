@@ -32,7 +32,10 @@ BENCH_DATABASE_URL_PREFIX=${BENCH_DATABASE_URL_PREFIX:-postgres://postgres@$PG_H
 SERVICES_WITH_DATABASES=(catalog gateway seating payments notifier analytics)
 
 # free_port PORT: the first port from PORT upwards that nothing listens on (a
-# `make up` or an earlier benchmark may hold the default).
+# `make up` or an earlier benchmark may hold the default). The defaults lie
+# below the kernel's ephemeral range (32768 up): a port in it can be taken by
+# an outgoing connection between this check and the role's bind, which once
+# stopped a benchmark at start-up.
 free_port() {
     local port=$1
     while tcp_open 127.0.0.1 "$port"; do

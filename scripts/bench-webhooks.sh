@@ -27,9 +27,9 @@
 #   BENCH_REPLAYS          webhooks replayed for the exactly-once check (default 100)
 #   BENCH_SHOWTIMES        showtimes the holds are spread over        (default 200)
 #   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles         (default benchwh)
-#   BENCH_CATALOG_PORT     catalog's gRPC port                        (default 50161)
-#   BENCH_SEATING_PORT     seating's gRPC port                        (default 50162)
-#   BENCH_PAYMENTS_PORT    payments' gRPC port                        (default 50163)
+#   BENCH_CATALOG_PORT     catalog's gRPC port                        (default 20161)
+#   BENCH_SEATING_PORT     seating's gRPC port                        (default 20162)
+#   BENCH_PAYMENTS_PORT    payments' gRPC port                        (default 20163)
 #   BENCH_PAYMENTS_HTTP_PORT payments' HTTP port (the webhook)        (default 8183)
 #   BENCH_STRIPE_PORT      loadgen's Stripe-shaped server             (default 12111)
 #   BENCH_DATABASE_URL_PREFIX    each service's bench database is this plus its name
@@ -83,9 +83,9 @@ next_port() {
 
 main() {
     bench_prepare
-    CATALOG_PORT=$(next_port "${BENCH_CATALOG_PORT:-50161}")
-    SEATING_PORT=$(next_port "${BENCH_SEATING_PORT:-50162}" "$CATALOG_PORT")
-    PAYMENTS_PORT=$(next_port "${BENCH_PAYMENTS_PORT:-50163}" "$CATALOG_PORT" "$SEATING_PORT")
+    CATALOG_PORT=$(next_port "${BENCH_CATALOG_PORT:-20161}")
+    SEATING_PORT=$(next_port "${BENCH_SEATING_PORT:-20162}" "$CATALOG_PORT")
+    PAYMENTS_PORT=$(next_port "${BENCH_PAYMENTS_PORT:-20163}" "$CATALOG_PORT" "$SEATING_PORT")
     PAYMENTS_HTTP_PORT=$(next_port "${BENCH_PAYMENTS_HTTP_PORT:-8183}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT")
     STRIPE_PORT=$(next_port "${BENCH_STRIPE_PORT:-12111}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT" "$PAYMENTS_HTTP_PORT")
 

@@ -19,7 +19,7 @@
 #   BENCH_ROUNDS        rounds, endpoints taking turns     (default 3)
 #   BENCH_WARMUP        uncounted warm-up per row and round (default 2s)
 #   BENCH_ENDPOINTS     gateway-list,direct-list,film-page,showtime-json
-#   BENCH_CATALOG_PORT  catalog's gRPC port                (default 50151)
+#   BENCH_CATALOG_PORT  catalog's gRPC port                (default 20151)
 #   BENCH_GATEWAY_PORT  the gateway's HTTP port            (default 8180)
 #   BENCH_DATABASE_URL_PREFIX    each service's bench database is this plus its name
 #                                (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_bench_)
@@ -52,11 +52,11 @@ BENCH_ENDPOINTS=${BENCH_ENDPOINTS:-gateway-list,direct-list,film-page,showtime-j
 
 main() {
     bench_prepare
-    CATALOG_PORT=$(free_port "${BENCH_CATALOG_PORT:-50151}")
+    CATALOG_PORT=$(free_port "${BENCH_CATALOG_PORT:-20151}")
     GATEWAY_PORT=$(free_port "${BENCH_GATEWAY_PORT:-8180}")
     # Not started: a free port, so the gateway cannot reach a dev seating.
     local nobody_port
-    nobody_port=$(free_port 50160)
+    nobody_port=$(free_port 20160)
 
     bench_env \
         CATALOG_GRPC_ADDR="127.0.0.1:$CATALOG_PORT" \
