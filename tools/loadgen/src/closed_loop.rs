@@ -372,49 +372,6 @@ pub fn parse_duration_within<const MIN_MS: u64, const MAX_MS: u64>(
     Ok(Duration::from_secs_f64(millis / 1_000.0))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_bounds() {
-        let parse = parse_duration_within::<0, 600_000>;
-        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1_500)));
-        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse("11m").is_err());
-        assert!(parse("10h").is_err());
-        assert!(parse("fast").is_err());
-    }
-
-    struct Instant200;
-
-    impl Worker for Instant200 {
-        async fn call(&mut self) -> Result<Done, String> {
-            tokio::task::yield_now().await;
-            Ok(Done::Ok)
-        }
-    }
-
-    #[tokio::test]
-    async fn the_request_budget_ends_the_window_early() {
-        let shape = Shape {
-            warmup: Duration::ZERO,
-            duration: Duration::from_secs(30),
-            max_requests: 1_000,
-            watched: Vec::new(),
-        };
-        let workers = (0..4).map(|_| Instant200).collect();
-        let measurement = run(shape, workers).await.unwrap();
-        assert_eq!(measurement.ok, 1_000);
-        assert_eq!(measurement.errors, 0);
-        assert!(measurement.window < Duration::from_secs(30));
-        assert_eq!(measurement.latency.len(), 1_000);
-    }
-}
-
 /// A fixed arrival rate, requests per second, as a flag gives it.
 pub fn parse_rate(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
@@ -460,5 +417,48 @@ impl Pacer {
         tokio::time::sleep_until(next.into()).await;
         self.next = Some(next + interval);
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_bounds() {
+        let parse = parse_duration_within::<0, 600_000>;
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse("11m").is_err());
+        assert!(parse("10h").is_err());
+        assert!(parse("fast").is_err());
+    }
+
+    struct Instant200;
+
+    impl Worker for Instant200 {
+        async fn call(&mut self) -> Result<Done, String> {
+            tokio::task::yield_now().await;
+            Ok(Done::Ok)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_budget_ends_the_window_early() {
+        let shape = Shape {
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(30),
+            max_requests: 1_000,
+            watched: Vec::new(),
+        };
+        let workers = (0..4).map(|_| Instant200).collect();
+        let measurement = run(shape, workers).await.unwrap();
+        assert_eq!(measurement.ok, 1_000);
+        assert_eq!(measurement.errors, 0);
+        assert!(measurement.window < Duration::from_secs(30));
+        assert_eq!(measurement.latency.len(), 1_000);
     }
 }
