@@ -21,7 +21,8 @@
 #   BENCH_ROUNDS        rounds, paths taking turns         (default 2)
 #   BENCH_WARMUP        uncounted warm-up per row and round (default 2s)
 #   BENCH_PATHS         gateway,grpc,sql                   (default all three)
-#   BENCH_MODES         uncontended,contended              (default both)
+#   BENCH_MODES         uncontended,contended,replacing    (default all three;
+#                       replacing: each hold replaces the previous, no release)
 #   BENCH_RATES         fixed arrival rates, holds/s, uncontended (default 1000;
 #                       empty: closed loops only)
 #   BENCH_PACED_WORKERS workers of the fixed-rate rows     (default 64)
@@ -58,7 +59,7 @@ BENCH_DURATION=${BENCH_DURATION:-5s}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_WARMUP=${BENCH_WARMUP:-2s}
 BENCH_PATHS=${BENCH_PATHS:-gateway,grpc,sql}
-BENCH_MODES=${BENCH_MODES:-uncontended,contended}
+BENCH_MODES=${BENCH_MODES:-uncontended,contended,replacing}
 BENCH_RATES=${BENCH_RATES-1000}
 BENCH_PACED_WORKERS=${BENCH_PACED_WORKERS:-64}
 

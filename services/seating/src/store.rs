@@ -467,11 +467,15 @@ pub async fn extend_hold(
         .bind(until)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE seats SET held_until = $2 WHERE hold_id = $1 AND booking_id IS NULL")
-        .bind(hold_id)
-        .bind(until)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE seats SET held_until = $3 \
+         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL",
+    )
+    .bind(showtime_id)
+    .bind(hold_id)
+    .bind(until)
+    .execute(&mut *tx)
+    .await?;
     let hold = get_hold_in(&mut tx, hold_id)
         .await?
         .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;

@@ -96,6 +96,12 @@ pub struct Shape {
 pub trait Worker: Send + 'static {
     /// Sends one request and checks its answer; `Err` says what was wrong.
     fn call(&mut self) -> impl Future<Output = Result<Done, String>> + Send;
+
+    /// Tidies up once the run has ended (untimed, outside the CPU window):
+    /// e.g. releases a seat hold the last call left in place.
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// How a call that did not fail went.
@@ -332,6 +338,7 @@ async fn drive<W: Worker>(
             }
         }
     }
+    worker.finish().await;
     tally
 }
 

@@ -27,15 +27,19 @@
 //!   `--contended-seats` (120) seats. A hold refused because a seat is taken
 //!   (HTTP 409, gRPC `FAILED_PRECONDITION`, or `HoldOutcome::Unavailable`
 //!   on the SQL path) is a valid outcome, counted apart from errors.
+//! - `replacing`: like `uncontended`, but nothing is released: each hold
+//!   replaces the worker's previous one (seating ends it and frees its
+//!   seats in the same transaction). One write per iteration, so these rows
+//!   count holds, where the others count hold+release pairs.
 //!
 //! Each hold asks for 1 to `--max-seats` (4) adjacent seats of one row,
-//! chosen at random. Worker `i` is user `bench-u{i}` (uncontended) or
-//! `bench-c{i}` (contended) on every path, so a hold left behind by a
+//! chosen at random. Worker `i` is user `bench-u{i}` (uncontended and
+//! replacing) or `bench-c{i}` (contended) on every path, so a hold left behind by a
 //! timed-out iteration is replaced by the same user's next hold.
 //!
 //! The rows above are closed loops: their p99 is the p99 at the throughput
-//! achieved. `--rates 1000` adds uncontended rows at a fixed arrival rate
-//! (`--paced-workers` workers, each starting holds on a schedule; latency
+//! achieved. `--rates 1000` adds uncontended (and replacing) rows at a
+//! fixed arrival rate (`--paced-workers` workers, each starting holds on a schedule; latency
 //! from the scheduled start), which is what "p99 at 1,000 holds/s" asks.
 //! The gRPC share of the raw-SQL ceiling is judged on the closed loops only.
 
@@ -132,10 +136,15 @@ pub enum HoldPath {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// One showtime per worker.
+    /// One showtime per worker; each hold is released.
     Uncontended,
-    /// Every worker on one showtime.
+    /// Every worker on one showtime; each hold is released.
     Contended,
+    /// One showtime per worker, and no release: each hold replaces the
+    /// worker's previous one (a buyer changing their selection), so an
+    /// iteration is one write transaction — holds per second, not
+    /// hold+release pairs.
+    Replacing,
 }
 
 impl Mode {
@@ -143,29 +152,50 @@ impl Mode {
         match self {
             Self::Uncontended => "uncontended",
             Self::Contended => "contended",
+            Self::Replacing => "replacing",
         }
+    }
+
+    /// Whether each worker has a showtime of its own.
+    fn own_showtimes(self) -> bool {
+        self != Self::Contended
+    }
+
+    /// Whether an iteration releases the hold it made.
+    fn releases(self) -> bool {
+        self != Self::Replacing
     }
 }
 
 fn row_name(path: HoldPath, mode: Mode, paced: bool) -> &'static str {
-    match (path, mode) {
-        (HoldPath::Gateway, _) if paced => "gateway-uncontended-paced",
-        (HoldPath::Grpc, _) if paced => "grpc-uncontended-paced",
-        (HoldPath::Sql, _) if paced => "sql-uncontended-paced",
-        (HoldPath::Gateway, Mode::Uncontended) => "gateway-uncontended",
-        (HoldPath::Grpc, Mode::Uncontended) => "grpc-uncontended",
-        (HoldPath::Sql, Mode::Uncontended) => "sql-uncontended",
-        (HoldPath::Gateway, Mode::Contended) => "gateway-contended",
-        (HoldPath::Grpc, Mode::Contended) => "grpc-contended",
-        (HoldPath::Sql, Mode::Contended) => "sql-contended",
+    match (path, mode, paced) {
+        (HoldPath::Gateway, Mode::Uncontended, false) => "gateway-uncontended",
+        (HoldPath::Grpc, Mode::Uncontended, false) => "grpc-uncontended",
+        (HoldPath::Sql, Mode::Uncontended, false) => "sql-uncontended",
+        (HoldPath::Gateway, Mode::Uncontended, true) => "gateway-uncontended-paced",
+        (HoldPath::Grpc, Mode::Uncontended, true) => "grpc-uncontended-paced",
+        (HoldPath::Sql, Mode::Uncontended, true) => "sql-uncontended-paced",
+        (HoldPath::Gateway, Mode::Replacing, false) => "gateway-replacing",
+        (HoldPath::Grpc, Mode::Replacing, false) => "grpc-replacing",
+        (HoldPath::Sql, Mode::Replacing, false) => "sql-replacing",
+        (HoldPath::Gateway, Mode::Replacing, true) => "gateway-replacing-paced",
+        (HoldPath::Grpc, Mode::Replacing, true) => "grpc-replacing-paced",
+        (HoldPath::Sql, Mode::Replacing, true) => "sql-replacing-paced",
+        // Contended rows are closed loops only.
+        (HoldPath::Gateway, Mode::Contended, _) => "gateway-contended",
+        (HoldPath::Grpc, Mode::Contended, _) => "grpc-contended",
+        (HoldPath::Sql, Mode::Contended, _) => "sql-contended",
     }
 }
 
 fn row_request(path: HoldPath, mode: Mode, rate: Option<f64>) -> String {
-    let what = match path {
-        HoldPath::Gateway => "gateway POST hold + DELETE",
-        HoldPath::Grpc => "gRPC HoldSeats + ReleaseHold",
-        HoldPath::Sql => "raw SQL hold + release",
+    let what = match (path, mode.releases()) {
+        (HoldPath::Gateway, true) => "gateway POST hold + DELETE",
+        (HoldPath::Grpc, true) => "gRPC HoldSeats + ReleaseHold",
+        (HoldPath::Sql, true) => "raw SQL hold + release",
+        (HoldPath::Gateway, false) => "gateway POST hold",
+        (HoldPath::Grpc, false) => "gRPC HoldSeats",
+        (HoldPath::Sql, false) => "raw SQL hold",
     };
     match rate {
         Some(rate) => format!("{what}, {} @ {}/s", mode.name(), thousands(rate as u64)),
@@ -242,7 +272,7 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
     let mut levels = Vec::new();
     for &mode in &args.modes {
         match mode {
-            Mode::Uncontended => {
+            Mode::Uncontended | Mode::Replacing => {
                 levels.extend(args.load.concurrency.iter().map(|&concurrency| Level {
                     mode,
                     concurrency,
@@ -263,7 +293,7 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
     }
     let uncontended_workers = levels
         .iter()
-        .filter(|l| l.mode == Mode::Uncontended)
+        .filter(|l| l.mode.own_showtimes())
         .map(|l| l.concurrency)
         .max()
         .unwrap_or(0);
@@ -313,9 +343,10 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
                         args.load.warmup.as_secs_f64(),
                         args.load.duration.as_secs_f64(),
                     );
-                    let showtimes: Vec<&Showtime> = match mode {
-                        Mode::Uncontended => own.iter().take(concurrency).collect(),
-                        Mode::Contended => vec![shared.as_ref().expect("found"); concurrency],
+                    let showtimes: Vec<&Showtime> = if mode.own_showtimes() {
+                        own.iter().take(concurrency).collect()
+                    } else {
+                        vec![shared.as_ref().expect("found"); concurrency]
                     };
                     let measured = measure(
                         &args,
@@ -650,10 +681,14 @@ async fn measure(
     let shape = args.load.shape();
     let mode = level.mode;
     let pacer = |i: usize| Pacer::new(level.rate, showtimes.len(), i);
+    // The replacing rows use the uncontended users on the same showtimes:
+    // the holds they leave behind are replaced by the next run's holds
+    // instead of blocking their seats for the hold duration.
     let user = |i: usize| match mode {
-        Mode::Uncontended => format!("bench-u{i}"),
+        Mode::Uncontended | Mode::Replacing => format!("bench-u{i}"),
         Mode::Contended => format!("bench-c{i}"),
     };
+    let release = mode.releases();
     let seed = |i: usize| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -672,6 +707,8 @@ async fn measure(
                     session,
                     picker: SeatPicker::new(showtime, args.max_seats, seed(i)),
                     pacer: pacer(i),
+                    release,
+                    left: None,
                 });
             }
             closed_loop::run(shape, workers).await
@@ -691,6 +728,8 @@ async fn measure(
                     user: user(i),
                     picker: SeatPicker::new(showtime, args.max_seats, seed(i)),
                     pacer: pacer(i),
+                    release,
+                    left: None,
                 })
                 .collect();
             closed_loop::run(shape, workers).await
@@ -706,6 +745,8 @@ async fn measure(
                     user: user(i),
                     picker: SeatPicker::new(showtime, args.max_seats, seed(i)),
                     pacer: pacer(i),
+                    release,
+                    left: None,
                     timeout: args.load.timeout,
                 })
                 .collect();
@@ -722,6 +763,10 @@ struct GatewayHold {
     session: Vec<(HeaderName, HeaderValue)>,
     picker: SeatPicker,
     pacer: Pacer,
+    /// Release each hold (else the next one replaces it).
+    release: bool,
+    /// The last hold, when not released (see [`Worker::finish`]).
+    left: Option<Uri>,
 }
 
 impl Worker for GatewayHold {
@@ -750,14 +795,31 @@ impl Worker for GatewayHold {
         let release: Uri = format!("/api/v1/holds/{id}")
             .parse()
             .map_err(|e| format!("hold id {id:?}: {e}"))?;
+        if self.release {
+            self.release(&release).await?;
+        } else {
+            self.left = Some(release);
+        }
+        Ok(Done::OkIn(held_in))
+    }
+
+    async fn finish(&mut self) {
+        if let Some(release) = self.left.take() {
+            let _ = self.release(&release).await;
+        }
+    }
+}
+
+impl GatewayHold {
+    async fn release(&mut self, release: &Uri) -> Result<(), String> {
         let (status, _) = self
             .connection
-            .send(Method::DELETE, &release, &self.session, None)
+            .send(Method::DELETE, release, &self.session, None)
             .await?;
         if status != StatusCode::NO_CONTENT {
             return Err(format!("release: HTTP {status}"));
         }
-        Ok(Done::OkIn(held_in))
+        Ok(())
     }
 }
 
@@ -768,6 +830,10 @@ struct GrpcHold {
     user: String,
     picker: SeatPicker,
     pacer: Pacer,
+    /// Release each hold (else the next one replaces it).
+    release: bool,
+    /// The last hold's id, when not released (see [`Worker::finish`]).
+    left: Option<String>,
 }
 
 impl Worker for GrpcHold {
@@ -795,20 +861,37 @@ impl Worker for GrpcHold {
                 ));
             }
         };
+        if self.release {
+            self.release(hold.id).await?;
+        } else {
+            self.left = Some(hold.id);
+        }
+        Ok(Done::OkIn(held_in))
+    }
+
+    async fn finish(&mut self) {
+        if let Some(hold_id) = self.left.take() {
+            let _ = self.release(hold_id).await;
+        }
+    }
+}
+
+impl GrpcHold {
+    async fn release(&mut self, hold_id: String) -> Result<(), String> {
         self.client
             .release_hold(pb::ReleaseHoldRequest {
-                hold_id: hold.id,
+                hold_id,
                 user_id: self.user.clone(),
             })
             .await
+            .map(|_| ())
             .map_err(|status| {
                 format!(
                     "ReleaseHold: gRPC {:?}: {}",
                     status.code(),
                     status.message()
                 )
-            })?;
-        Ok(Done::OkIn(held_in))
+            })
     }
 }
 
@@ -821,6 +904,10 @@ struct SqlHold {
     user: String,
     picker: SeatPicker,
     pacer: Pacer,
+    /// Release each hold (else the next one replaces it).
+    release: bool,
+    /// The last hold, when not released (see [`Worker::finish`]).
+    left: Option<Uuid>,
     timeout: Duration,
 }
 
@@ -839,11 +926,21 @@ impl Worker for SqlHold {
         let Some(hold_id) = held else {
             return Ok(Done::Refused(held_in));
         };
+        if !self.release {
+            self.left = Some(hold_id);
+            return Ok(Done::OkIn(held_in));
+        }
         tokio::time::timeout(self.timeout, self.release(hold_id))
             .await
             .map_err(|_| format!("release: no answer within {} ms", self.timeout.as_millis()))?
             .map_err(|e| format!("release: {e}"))?;
         Ok(Done::OkIn(held_in))
+    }
+
+    async fn finish(&mut self) {
+        if let Some(hold_id) = self.left.take() {
+            let _ = tokio::time::timeout(self.timeout, self.release(hold_id)).await;
+        }
     }
 }
 
