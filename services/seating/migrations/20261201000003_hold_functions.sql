@@ -81,6 +81,13 @@ BEGIN
         RETURN;
     END IF;
 
+    -- A hold is soft state: it lapses by itself within minutes, and nothing
+    -- durable depends on it until a later, synchronous commit (payments'
+    -- ExtendHold, the booking) has flushed the WAL behind it. So this
+    -- transaction does not wait for its own flush; a database crash may
+    -- forget holds granted in the last moment before it, never a booking.
+    PERFORM set_config('synchronous_commit', 'off', true);
+
     WITH ended AS (
         UPDATE holds
            SET status = CASE WHEN held_until <= p_now THEN 'expired' ELSE 'released' END,
