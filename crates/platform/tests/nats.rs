@@ -45,7 +45,14 @@ async fn declared_streams_keep_three_copies_on_a_three_node_cluster() {
         assert_eq!(replicas(&jetstream, &spec.name).await, (1, 1));
     }
 
-    nats::declare_streams(&jetstream, &specs, 3).await.unwrap();
+    // The other nodes join JetStream a moment after the meta leader is
+    // elected; until then no stream can be placed on three of them ("no
+    // suitable peers for placement"). Raising the count is idempotent, and a
+    // second run must then succeed at once.
+    test_support::eventually("every node joins JetStream", || async {
+        nats::declare_streams(&jetstream, &specs, 3).await.is_ok()
+    })
+    .await;
     nats::declare_streams(&jetstream, &specs, 3).await.unwrap();
     for spec in &specs {
         assert_eq!(
