@@ -371,6 +371,14 @@ pub async fn get_hold(pool: &PgPool, hold_id: Uuid) -> Result<Option<Hold>, Seat
     get_hold_in(&mut connection, hold_id).await
 }
 
+/// An answer of one of seating's SQL functions that its Rust caller does not
+/// know: the migration and the binary disagree.
+fn unexpected_answer(function: &str, answer: &str) -> SeatingError {
+    SeatingError::Database(sqlx::Error::Protocol(format!(
+        "{function} answered {answer:?}"
+    )))
+}
+
 /// Ends an active hold (released by its owner, or its checkout expired) and
 /// frees its seats. `owner`: refuse unless the hold is this user's. A hold
 /// that is no longer active is left as it is (`None`): releasing is
@@ -399,9 +407,7 @@ pub async fn release_hold(
         ("inactive", _) => Ok(None),
         ("not_owner", _) => Err(SeatingError::NotHoldOwner),
         ("not_found", _) => Err(SeatingError::not_found("hold", hold_id)),
-        (other, _) => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
-            "seating_release answered {other:?}"
-        )))),
+        (other, _) => Err(unexpected_answer("seating_release", other)),
     }
 }
 
@@ -687,9 +693,10 @@ pub async fn book_paid_hold(
             changes.push(labels, state, None);
             Ok(changes)
         }
-        None => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
-            "seating_book answered {outcome:?} without a showtime and version"
-        )))),
+        None => Err(unexpected_answer(
+            "seating_book",
+            &format!("{outcome} without a showtime and version"),
+        )),
     };
     match outcome.as_str() {
         "confirmed" => {
@@ -718,9 +725,7 @@ pub async fn book_paid_hold(
         "no_reference" => Err(SeatingError::FailedPrecondition(
             "could not draw an unused booking reference".into(),
         )),
-        other => Err(SeatingError::Database(sqlx::Error::Protocol(format!(
-            "seating_book answered {other:?}"
-        )))),
+        other => Err(unexpected_answer("seating_book", other)),
     }
 }
 
