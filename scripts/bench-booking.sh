@@ -183,7 +183,7 @@ main() {
             --concurrency "$BENCH_WORKERS" \
             --duration "$BENCH_DURATION" \
             --warmup "$BENCH_WARMUP" \
-            --watch "gateway=$(pid_of gateway),seating=$(pid_of seating),payments=$(pid_of payments),notifier=$(pid_of notifier)" \
+            --watch "gateway=$(pid_of gateway),seating=$(pid_of seating),payments=$(pid_of payments),notifier=$(pid_of notifier),analytics=$(pid_of analytics),catalog=$(pid_of catalog),postgres=postgres,nats=nats-server" \
             "$@" || status=$?
     fi
     printf '\nload average after: %s\n' "$(load_average)" >&"$info"

@@ -121,7 +121,7 @@ main() {
         --paths "$BENCH_PATHS" \
         --modes "$BENCH_MODES" \
         ${BENCH_RATES:+--rates "$BENCH_RATES" --paced-workers "$BENCH_PACED_WORKERS"} \
-        --watch "gateway=$(pid_of gateway),seating=$(pid_of seating),catalog=$(pid_of catalog)" \
+        --watch "gateway=$(pid_of gateway),seating=$(pid_of seating),catalog=$(pid_of catalog),postgres=postgres,nats=nats-server" \
         "$@" || status=$?
     printf '\nload average after: %s\n' "$(load_average)" >&"$info"
 

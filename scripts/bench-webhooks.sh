@@ -145,7 +145,7 @@ main() {
         --duration "$BENCH_DURATION" \
         --replays "$BENCH_REPLAYS" \
         --showtimes "$BENCH_SHOWTIMES" \
-        --watch "payments=$(pid_of payments),seating=$(pid_of seating),catalog=$(pid_of catalog)" \
+        --watch "payments=$(pid_of payments),seating=$(pid_of seating),catalog=$(pid_of catalog),postgres=postgres,nats=nats-server" \
         "$@" || status=$?
     printf '\nload average after: %s\n' "$(load_average)" >&"$info"
 

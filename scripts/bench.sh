@@ -91,7 +91,7 @@ main() {
         --rounds "$BENCH_ROUNDS" \
         --warmup "$BENCH_WARMUP" \
         --endpoints "$BENCH_ENDPOINTS" \
-        --watch "gateway=$(pid_of gateway),catalog=$(pid_of catalog)" \
+        --watch "gateway=$(pid_of gateway),catalog=$(pid_of catalog),postgres=postgres,nats=nats-server" \
         "$@" || status=$?
     printf '\nload average after: %s\n' "$(load_average)" >&"$info"
 

@@ -8,6 +8,12 @@
 //! the "gateway hop" costs. The whole machine's busy time (from `/proc/stat`,
 //! PostgreSQL and the kernel's network work included) is sampled too.
 //!
+//! A watched entry may also name a command instead of a process id
+//! (`postgres=postgres`): every process with that command name counts, which
+//! is how PostgreSQL's per-connection backends and `nats-server` get a column
+//! of their own. A backend that exits inside the window takes its CPU with
+//! it, so pooled connections (which live for the run) are what it measures.
+//!
 //! `/proc` counts in clock ticks of 1/100 s (`USER_HZ`, fixed at 100 by
 //! Linux's ABI on every mainstream architecture), so windows of a few
 //! seconds give figures good to a few per cent. Elsewhere than Linux, or for
@@ -24,14 +30,24 @@ pub const LOADGEN: &str = "loadgen";
 /// Name of the whole-machine entry.
 pub const MACHINE: &str = "machine";
 
-/// A process whose CPU time is sampled, named for the report.
+/// A process (or every process of one command) whose CPU time is sampled,
+/// named for the report.
 #[derive(Clone, Debug)]
 pub struct Watched {
     pub name: String,
-    pub pid: u32,
+    pub process: Process,
 }
 
-/// Parses `--watch` values: `gateway=1234`.
+/// Which processes a [`Watched`] entry adds up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Process {
+    Id(u32),
+    /// Every process whose command name (`/proc/PID/comm`) is this.
+    Command(String),
+}
+
+/// Parses `--watch` values: `gateway=1234`, or `postgres=postgres` for every
+/// process of a command.
 pub fn parse_watched(value: &str) -> Result<Watched, String> {
     let (name, pid) = value
         .split_once('=')
@@ -42,13 +58,21 @@ pub fn parse_watched(value: &str) -> Result<Watched, String> {
             "{value:?}: name the process (not `{LOADGEN}` or `{MACHINE}`, which are always shown)"
         ));
     }
-    let pid = pid
-        .trim()
-        .parse()
-        .map_err(|_| format!("{value:?}: {pid:?} is not a process id"))?;
+    let pid = pid.trim();
+    let process = match pid.parse() {
+        Ok(id) => Process::Id(id),
+        Err(_) if !pid.is_empty() && !pid.contains('/') && !pid.starts_with(|c: char| c.is_ascii_digit()) => {
+            Process::Command(pid.to_owned())
+        }
+        Err(_) => {
+            return Err(format!(
+                "{value:?}: {pid:?} is neither a process id nor a command name"
+            ));
+        }
+    };
     Ok(Watched {
         name: name.to_owned(),
-        pid,
+        process,
     })
 }
 
@@ -56,8 +80,12 @@ pub fn parse_watched(value: &str) -> Result<Watched, String> {
 /// whole machine, in that order; `None` where it cannot be read.
 pub fn sample(watched: &[Watched]) -> Vec<(String, Option<Duration>)> {
     let mut samples = vec![(LOADGEN.to_owned(), process_time("self"))];
-    for process in watched {
-        samples.push((process.name.clone(), process_time(&process.pid.to_string())));
+    for entry in watched {
+        let time = match &entry.process {
+            Process::Id(id) => process_time(&id.to_string()),
+            Process::Command(command) => command_time(command),
+        };
+        samples.push((entry.name.clone(), time));
     }
     samples.push((MACHINE.to_owned(), machine_busy_time()));
     samples
@@ -87,6 +115,24 @@ fn process_time(pid: &str) -> Option<Duration> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some(ticks(user + system))
+}
+
+/// utime + stime of every live process whose command name is `command`;
+/// `None` when there is none.
+fn command_time(command: &str) -> Option<Duration> {
+    let mut total = None;
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let named = fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == command);
+        if let Some(time) = named.then(|| process_time(pid)).flatten() {
+            total = Some(total.unwrap_or(Duration::ZERO) + time);
+        }
+    }
+    total
 }
 
 /// Time all cores spent not idle (nor waiting for I/O) since boot.
@@ -121,10 +167,28 @@ mod tests {
     #[test]
     fn watch_values_name_a_process() {
         let watched = parse_watched("gateway=1234").unwrap();
-        assert_eq!((watched.name.as_str(), watched.pid), ("gateway", 1234));
+        assert_eq!((watched.name.as_str(), watched.process), ("gateway", Process::Id(1234)));
+        let watched = parse_watched("postgres=postgres").unwrap();
+        assert_eq!(watched.process, Process::Command("postgres".into()));
         assert!(parse_watched("gateway").is_err());
-        assert!(parse_watched("gateway=abc").is_err());
+        assert!(parse_watched("gateway=").is_err());
+        assert!(parse_watched("gateway=12ab").is_err());
         assert!(parse_watched("machine=1").is_err());
+    }
+
+    #[test]
+    fn a_command_adds_up_its_processes() {
+        let own = fs::read_to_string("/proc/self/comm").unwrap();
+        let sampled = sample(&[Watched {
+            name: "me".into(),
+            process: Process::Command(own.trim_end().to_owned()),
+        }]);
+        assert!(sampled[1].1.is_some(), "this test's own process is found by its command");
+        let sampled = sample(&[Watched {
+            name: "nobody".into(),
+            process: Process::Command("no-such-command-here".into()),
+        }]);
+        assert_eq!(sampled[1].1, None);
     }
 
     #[test]
