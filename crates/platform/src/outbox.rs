@@ -161,6 +161,9 @@ impl Default for RelaySettings {
     }
 }
 
+/// How often the relay refreshes the `bookmyseat_outbox_backlog` gauge.
+const BACKLOG_GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Publishes unsent outbox rows until `shutdown` fires, then makes one last
 /// attempt to flush what is pending.
 pub async fn run_relay(
@@ -176,13 +179,19 @@ pub async fn run_relay(
         .get_database()
         .unwrap_or("unknown")
         .to_owned();
+    // The backlog gauge costs a query; once a second is plenty for a gauge,
+    // and a relay woken by every commit would otherwise count after each.
+    let mut backlog_measured: Option<tokio::time::Instant> = None;
     loop {
         match relay_once(&pool, &jetstream, &settings).await {
             Ok(published) => {
                 backoff = settings.initial_backoff;
-                if let Ok(waiting) = backlog(&pool).await {
-                    metrics::gauge!("bookmyseat_outbox_backlog", "database" => database.clone())
-                        .set(waiting as f64);
+                if backlog_measured.is_none_or(|at| at.elapsed() >= BACKLOG_GAUGE_INTERVAL) {
+                    backlog_measured = Some(tokio::time::Instant::now());
+                    if let Ok(waiting) = backlog(&pool).await {
+                        metrics::gauge!("bookmyseat_outbox_backlog", "database" => database.clone())
+                            .set(waiting as f64);
+                    }
                 }
                 if published as i64 == settings.batch_size {
                     continue; // more may be waiting

@@ -61,7 +61,11 @@ pub fn parse_watched(value: &str) -> Result<Watched, String> {
     let pid = pid.trim();
     let process = match pid.parse() {
         Ok(id) => Process::Id(id),
-        Err(_) if !pid.is_empty() && !pid.contains('/') && !pid.starts_with(|c: char| c.is_ascii_digit()) => {
+        Err(_)
+            if !pid.is_empty()
+                && !pid.contains('/')
+                && !pid.starts_with(|c: char| c.is_ascii_digit()) =>
+        {
             Process::Command(pid.to_owned())
         }
         Err(_) => {
@@ -123,7 +127,10 @@ fn command_time(command: &str) -> Option<Duration> {
     let mut total = None;
     for entry in fs::read_dir("/proc").ok()?.flatten() {
         let pid = entry.file_name();
-        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let named = fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -167,7 +174,10 @@ mod tests {
     #[test]
     fn watch_values_name_a_process() {
         let watched = parse_watched("gateway=1234").unwrap();
-        assert_eq!((watched.name.as_str(), watched.process), ("gateway", Process::Id(1234)));
+        assert_eq!(
+            (watched.name.as_str(), watched.process),
+            ("gateway", Process::Id(1234))
+        );
         let watched = parse_watched("postgres=postgres").unwrap();
         assert_eq!(watched.process, Process::Command("postgres".into()));
         assert!(parse_watched("gateway").is_err());
@@ -183,7 +193,10 @@ mod tests {
             name: "me".into(),
             process: Process::Command(own.trim_end().to_owned()),
         }]);
-        assert!(sampled[1].1.is_some(), "this test's own process is found by its command");
+        assert!(
+            sampled[1].1.is_some(),
+            "this test's own process is found by its command"
+        );
         let sampled = sample(&[Watched {
             name: "nobody".into(),
             process: Process::Command("no-such-command-here".into()),
