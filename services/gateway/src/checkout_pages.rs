@@ -8,10 +8,11 @@
 //!   checkout; a double click finds the same checkout.
 //! - `GET /checkout/success?session_id=…` verifies through
 //!   `payments.GetCheckout` (which asks Stripe when the webhook has not
-//!   arrived yet). While the payment is known but the booking is not, the
-//!   page says "confirming…" and refreshes itself every second (a plain
-//!   `<meta http-equiv=refresh>`: no script needed); then it shows the
-//!   booking. A failed or expired payment says so and offers to pick seats
+//!   arrived yet). When the payment is known but the booking is not, the
+//!   page first waits a moment for it (payments answers as soon as the
+//!   booking is recorded), so it usually shows the booking straight away;
+//!   otherwise it says "confirming…" and refreshes itself every second (a
+//!   plain `<meta http-equiv=refresh>`: no script needed). A failed or expired payment says so and offers to pick seats
 //!   again; a payment whose seats were lost says it is refunded.
 //! - `GET /checkout/cancel?session_id=…` releases the hold and returns to
 //!   the seat map.
@@ -20,6 +21,7 @@
 //! "not found".
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use askama::Template;
 use axum::Form;
@@ -121,6 +123,14 @@ async fn start_checkout(
     }
 }
 
+/// How long the success page waits for the booking of a paid checkout
+/// before showing "confirming…": long enough for the common case, short
+/// enough that a slow pipeline still gets the page quickly.
+const SUCCESS_PAGE_WAIT: Duration = Duration::from_millis(1_500);
+
+/// The most `wait_ms` the checkout API accepts.
+const MAX_API_WAIT_MS: u32 = 5_000;
+
 #[derive(Debug, Default, Deserialize)]
 pub struct SessionQuery {
     session_id: Option<String>,
@@ -207,7 +217,10 @@ async fn success(
     query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let session = session_of(query)?;
-    let checkout = state.payments.checkout(&session, &user.user_id()).await?;
+    let checkout = state
+        .payments
+        .checkout(&session, &user.user_id(), SUCCESS_PAGE_WAIT)
+        .await?;
     let mut page = CheckoutPage {
         nav: user.visitor.nav(),
         state: "confirming",
@@ -287,7 +300,10 @@ async fn cancel(
     query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let session = session_of(query)?;
-    let checkout = state.payments.checkout(&session, &user.user_id()).await?;
+    let checkout = state
+        .payments
+        .checkout(&session, &user.user_id(), Duration::ZERO)
+        .await?;
     let back = seats_href(&state, &checkout, &user).await;
     // An ended checkout's hold is released by seating when the payments event
     // reaches it; releasing here too (idempotent) means the map the buyer
@@ -338,15 +354,27 @@ pub(crate) async fn api_create_checkout(
     Ok((StatusCode::CREATED, Json(checkout)).into_response())
 }
 
+/// `?wait_ms=` of the checkout API.
+#[derive(Debug, Default, Deserialize)]
+pub struct WaitQuery {
+    wait_ms: Option<u32>,
+}
+
 /// One of the caller's checkouts, verified with the provider when payments
-/// does not yet know it is paid.
+/// does not yet know it is paid. With `wait_ms`, a paid checkout whose
+/// booking is not yet made is answered as soon as it is (or when the wait is
+/// over), so a client need not poll.
 #[utoipa::path(get, path = "/api/v1/checkouts/{session}", tag = "checkout",
     security(("session" = [])),
     params(("session" = String, Path, pattern = "^[A-Za-z0-9_-]{1,255}$",
-            description = "The provider's checkout session id")),
+            description = "The provider's checkout session id"),
+           ("wait_ms" = Option<u32>, Query, minimum = 0, maximum = 5000,
+            description = "Wait up to this long (ms) for the booking of a paid checkout \
+                           (the gateway waits at most half its upstream timeout); 0 or \
+                           absent answers at once")),
     responses(
         (status = 200, description = "The checkout", body = Checkout),
-        (status = 400, description = "Not a session id", body = ErrorBody),
+        (status = 400, description = "Not a session id, or wait_ms over 5000", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such checkout of yours", body = ErrorBody),
         (status = 503, description = "Payments is not answering; try again", body = ErrorBody),
@@ -355,9 +383,22 @@ pub(crate) async fn api_get_checkout(
     State(state): State<Arc<AppState>>,
     user: SignedIn,
     session: Result<Path<String>, PathRejection>,
+    wait: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<Checkout>, ApiError> {
     let Path(session) = session.map_err(Error::from)?;
+    let Query(wait) = wait.map_err(Error::from)?;
+    let wait_ms = wait.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_API_WAIT_MS {
+        return Err(Error::BadRequest(format!(
+            "wait_ms is at most {MAX_API_WAIT_MS} (milliseconds)"
+        ))
+        .into());
+    }
+    let wait = Duration::from_millis(wait_ms.into());
     Ok(Json(
-        state.payments.checkout(&session, &user.user_id()).await?,
+        state
+            .payments
+            .checkout(&session, &user.user_id(), wait)
+            .await?,
     ))
 }

@@ -297,7 +297,7 @@ impl AppState {
         Ok(Self {
             catalog: CatalogClient::new(catalog, public_base_url.clone()),
             seating: SeatingClient::new(seating),
-            payments: PaymentsClient::new(payments),
+            payments: PaymentsClient::new(payments, config.grpc.request_timeout()),
             analytics: AnalyticsClient::new(analytics),
             seat_events: SeatEvents::new(nats, subject_prefix),
             accounts,

@@ -6,7 +6,10 @@
 //! always come from payments (which took them from catalog), never from the
 //! browser. `GetCheckout` is the success page's direct verification: payments
 //! asks Stripe when it does not yet know the session is paid, so the page
-//! does not wait for the webhook.
+//! does not wait for the webhook. It can also wait a moment for the booking
+//! of a paid checkout, so the page shows it without reloading.
+
+use std::time::Duration;
 
 use platform::grpc::TracedChannel;
 use proto::payments::v1 as pb;
@@ -20,12 +23,17 @@ use crate::resources::{Checkout, CheckoutLine, CheckoutStatus};
 #[derive(Clone, Debug)]
 pub struct PaymentsClient {
     client: PaymentsServiceClient<TracedChannel>,
+    /// Half the gRPC request timeout: a waiting `GetCheckout` must answer
+    /// well before the call's own deadline turns it into a 503.
+    longest_wait: Duration,
 }
 
 impl PaymentsClient {
-    pub fn new(channel: TracedChannel) -> Self {
+    /// `request_timeout` is the channel's (GRPC_REQUEST_TIMEOUT_MS).
+    pub fn new(channel: TracedChannel, request_timeout: Duration) -> Self {
         Self {
             client: PaymentsServiceClient::new(channel),
+            longest_wait: request_timeout / 2,
         }
     }
 
@@ -67,8 +75,14 @@ impl PaymentsClient {
     }
 
     /// The caller's checkout behind a provider session; anyone else's is
-    /// "not found".
-    pub async fn checkout(&self, session_id: &str, user_id: &str) -> Result<Checkout, Error> {
+    /// "not found". When it is paid but not yet booked, payments waits up to
+    /// `wait` (capped at half the request timeout) for the booking.
+    pub async fn checkout(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        wait: Duration,
+    ) -> Result<Checkout, Error> {
         let session_id = session_id.trim();
         let well_formed = !session_id.is_empty()
             && session_id.len() <= 255
@@ -86,6 +100,7 @@ impl PaymentsClient {
             .get_checkout(pb::GetCheckoutRequest {
                 session_id: session_id.to_owned(),
                 user_id: user_id.to_owned(),
+                wait_for_booking_ms: wait.min(self.longest_wait).as_millis() as u32,
             })
             .await
             .map_err(|status| match status.code() {

@@ -39,6 +39,7 @@ use crate::events::Subjects;
 use crate::ledger::{self, Applied, Paid};
 use crate::store::{self, Checkout, NewCheckout};
 use crate::stripe::{NewSession, StripeClient, StripeError};
+use crate::waiters::BookingWaiters;
 
 /// Stripe's minimum session lifetime (30 min) plus slack for retries.
 pub const STRIPE_MINIMUM_DURATION: Duration = Duration::minutes(35);
@@ -46,6 +47,13 @@ pub const STRIPE_MINIMUM_DURATION: Duration = Duration::minutes(35);
 /// How long the hold outlives the checkout: a payment completed in the last
 /// second still finds its seats while the webhook travels.
 pub const HOLD_GRACE: Duration = Duration::minutes(5);
+
+/// The longest `GetCheckout` waits for a booking, whatever it is asked.
+pub const MAX_BOOKING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a waiting `GetCheckout` reads the checkout again without a
+/// wake-up: another replica may have recorded the booking.
+const BOOKING_RECHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the buyer reads when Stripe does not answer.
 const PROVIDER_DOWN: &str = "the payment provider is not answering right now; your seats stay \
@@ -103,6 +111,7 @@ struct Inner {
     subjects: Subjects,
     relay: RelayWaker,
     refunds: Arc<Notify>,
+    waiters: BookingWaiters,
     urls: Urls,
     duration: Duration,
 }
@@ -124,6 +133,7 @@ impl Checkouts {
         subjects: Subjects,
         relay: RelayWaker,
         refunds: Arc<Notify>,
+        waiters: BookingWaiters,
         urls: Urls,
         duration: Duration,
     ) -> Self {
@@ -136,6 +146,7 @@ impl Checkouts {
                 subjects,
                 relay,
                 refunds,
+                waiters,
                 urls,
                 duration,
             }),
@@ -365,6 +376,36 @@ impl Checkouts {
         store::checkout_by_id(&self.inner.pool, checkout.id)
             .await?
             .ok_or_else(not_found)
+    }
+
+    /// [`Checkouts::get`], and then, while the checkout is paid but not yet
+    /// booked, waiting up to `wait` (at most [`MAX_BOOKING_WAIT`]) for the
+    /// booking, so the caller learns it in this answer rather than by asking
+    /// again. The answer is always a fresh read of the record.
+    pub async fn get_waiting(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Checkout, PaymentsError> {
+        let checkout = self.get(session_id, user_id).await?;
+        if wait.is_zero() || !checkout.awaits_booking() {
+            return Ok(checkout);
+        }
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_BOOKING_WAIT);
+        let watch = self.inner.waiters.watch(checkout.id);
+        loop {
+            let mut woken = std::pin::pin!(watch.woken());
+            woken.as_mut().enable();
+            let checkout = store::checkout_by_id(&self.inner.pool, checkout.id)
+                .await?
+                .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?;
+            let now = tokio::time::Instant::now();
+            if !checkout.awaits_booking() || now >= deadline {
+                return Ok(checkout);
+            }
+            let _ = tokio::time::timeout((deadline - now).min(BOOKING_RECHECK), woken).await;
+        }
     }
 
     /// The simulated provider's Pay or Cancel; returns where to send the

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::domain::PaymentsError;
 use crate::store;
+use crate::waiters::BookingWaiters;
 
 /// The durable consumer's name (also the `processed_events.consumer` key).
 pub const BOOKINGS_CONSUMER: &str = "payments-bookings";
@@ -75,24 +76,36 @@ impl Subjects {
     }
 }
 
-/// Applies booking events; wakes the refund worker after a commit that
-/// asked for a refund.
+/// Applies booking events; after the commit, wakes whoever waits on the
+/// booked checkout, or the refund worker when a refund was asked for.
 #[derive(Clone, Debug)]
 pub struct BookingsHandler {
     subjects: Subjects,
     refunds: Arc<Notify>,
+    waiters: BookingWaiters,
+}
+
+/// What a booking event changed, for the wake-ups after the commit.
+#[derive(Clone, Copy, Debug)]
+pub enum BookingOutcome {
+    Booked(Uuid),
+    RefundRequested,
 }
 
 impl BookingsHandler {
-    pub fn new(subjects: Subjects, refunds: Arc<Notify>) -> Self {
-        Self { subjects, refunds }
+    pub fn new(subjects: Subjects, refunds: Arc<Notify>, waiters: BookingWaiters) -> Self {
+        Self {
+            subjects,
+            refunds,
+            waiters,
+        }
     }
 
     async fn confirmed(
         &self,
         connection: &mut PgConnection,
         payload: &[u8],
-    ) -> Result<bool, HandlerError> {
+    ) -> Result<BookingOutcome, HandlerError> {
         let event = events_pb::BookingConfirmed::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a BookingConfirmed: {e}")))?;
         let checkout_id = parse_checkout_id(&event.checkout_id)?;
@@ -106,14 +119,14 @@ impl BookingsHandler {
             )));
         }
         tracing::info!(checkout = %checkout_id, reference = %event.reference, "booking confirmed");
-        Ok(false)
+        Ok(BookingOutcome::Booked(checkout_id))
     }
 
     async fn rejected(
         &self,
         connection: &mut PgConnection,
         payload: &[u8],
-    ) -> Result<bool, HandlerError> {
+    ) -> Result<BookingOutcome, HandlerError> {
         let event = events_pb::BookingRejected::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a BookingRejected: {e}")))?;
         let checkout_id = parse_checkout_id(&event.checkout_id)?;
@@ -143,13 +156,12 @@ impl BookingsHandler {
             .map_err(handler_error)?;
         tracing::warn!(checkout = %checkout_id, refund = %refund.id,
             "booking rejected after payment; refund requested");
-        Ok(true)
+        Ok(BookingOutcome::RefundRequested)
     }
 }
 
 impl Handler for BookingsHandler {
-    /// Whether a refund was requested (the worker is woken after commit).
-    type Committed = bool;
+    type Committed = BookingOutcome;
 
     async fn handle<'a>(
         &'a self,
@@ -168,9 +180,10 @@ impl Handler for BookingsHandler {
         }
     }
 
-    async fn after_commit(&self, refund_requested: bool) {
-        if refund_requested {
-            self.refunds.notify_one();
+    async fn after_commit(&self, outcome: BookingOutcome) {
+        match outcome {
+            BookingOutcome::Booked(checkout) => self.waiters.wake(checkout),
+            BookingOutcome::RefundRequested => self.refunds.notify_one(),
         }
     }
 }

@@ -95,7 +95,11 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
         if session_id.is_empty() || session_id.len() > 255 {
             return Err(PaymentsError::InvalidArgument("session_id is required".into()).into());
         }
-        let checkout = self.checkouts.get(session_id, &user_id).await?;
+        let wait = std::time::Duration::from_millis(request.wait_for_booking_ms.into());
+        let checkout = self
+            .checkouts
+            .get_waiting(session_id, &user_id, wait)
+            .await?;
         Ok(Response::new(checkout_message(checkout)))
     }
 

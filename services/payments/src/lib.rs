@@ -22,6 +22,7 @@ pub mod refunds;
 pub mod signature;
 pub mod store;
 pub mod stripe;
+pub mod waiters;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use crate::checkouts::{Checkouts, Urls};
 use crate::events::{BookingsHandler, Subjects};
 use crate::refunds::RefundWorker;
 use crate::stripe::StripeClient;
+use crate::waiters::BookingWaiters;
 
 /// The payments database's schema, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -318,6 +320,7 @@ pub async fn serve(
     let subjects = Subjects::new(&prefix);
     let relay = RelayWaker::new();
     let refunds_wake = Arc::new(Notify::new());
+    let waiters = BookingWaiters::default();
     let checkouts = Checkouts::new(
         pool.clone(),
         peers.catalog,
@@ -326,6 +329,7 @@ pub async fn serve(
         subjects.clone(),
         relay.clone(),
         refunds_wake.clone(),
+        waiters.clone(),
         Urls {
             public_base_url: peers.public_base_url.trim_end_matches('/').to_owned(),
             payments_public_url: settings
@@ -354,7 +358,7 @@ pub async fn serve(
         pool.clone(),
         jetstream,
         subjects.consumer_spec(),
-        BookingsHandler::new(subjects.clone(), refunds_wake.clone()),
+        BookingsHandler::new(subjects.clone(), refunds_wake.clone(), waiters),
         shutdown.clone(),
     ));
     tasks.spawn({

@@ -48,6 +48,11 @@ impl Checkout {
     pub fn is_simulated(&self) -> bool {
         self.provider == "simulated"
     }
+
+    /// Paid, and seating has not yet reported the booking (or its loss).
+    pub fn awaits_booking(&self) -> bool {
+        self.status() == CheckoutStatus::Paid && self.booking_reference.is_none()
+    }
 }
 
 const CHECKOUT_COLUMNS: &str = "id, hold_id, user_id, user_email, showtime_id, summary, line_items, \

@@ -37,6 +37,9 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// How often a buyer asks whether the booking exists yet.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// `wait_ms` of each checkout status call: within the gateway's cap (half
+/// its 5 s upstream timeout).
+const BOOKING_WAIT: Duration = Duration::from_millis(2_000);
 
 /// A signed-in visitor with its own connections (one to the gateway, one to
 /// payments' simulated page once a checkout named it).
@@ -179,7 +182,13 @@ impl Buyer {
         checkout: &Checkout,
         within: Duration,
     ) -> Result<String, String> {
-        let uri = parse_uri(&format!("/api/v1/checkouts/{}", checkout.session_id))?;
+        // Payments answers as soon as the booking is recorded, so one call
+        // usually suffices; a browser's success page does the same.
+        let uri = parse_uri(&format!(
+            "/api/v1/checkouts/{}?wait_ms={}",
+            checkout.session_id,
+            BOOKING_WAIT.as_millis()
+        ))?;
         let deadline = Instant::now() + within;
         loop {
             let (status, answer) = self

@@ -98,6 +98,34 @@ async fn paying_with_the_simulated_provider_ends_in_a_booking_on_the_success_pag
     );
     let session_id = session_id_of(&success);
 
+    // Asked to wait, the API answers with the booking in one call, as soon
+    // as payments has it; a wait over the limit is refused.
+    let waited: Value = gateway
+        .with_session(
+            Method::GET,
+            &format!("/api/v1/checkouts/{session_id}?wait_ms=2000"),
+            &buyer,
+        )
+        .send()
+        .await
+        .expect("GET checkout, waiting")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(waited["booking_reference"].is_string(), "{waited}");
+    for bad in ["wait_ms=5001", "wait_ms=soon", "wait_ms=-1"] {
+        let refused = gateway
+            .with_session(
+                Method::GET,
+                &format!("/api/v1/checkouts/{session_id}?{bad}"),
+                &buyer,
+            )
+            .send()
+            .await
+            .expect("GET checkout");
+        assert_eq!(refused.status(), 400, "{bad}");
+    }
+
     // The success page confirms (perhaps after a "confirming" moment).
     let path = success.trim_start_matches(&gateway.url).to_owned();
     test_support::eventually("the success page shows the booking", || async {

@@ -257,6 +257,7 @@ impl Fixture {
             .get_checkout(pb::GetCheckoutRequest {
                 session_id: session_id.into(),
                 user_id: user.into(),
+                wait_for_booking_ms: 0,
             })
             .await
             .map(tonic::Response::into_inner)

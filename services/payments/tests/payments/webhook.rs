@@ -354,3 +354,53 @@ async fn unknown_event_types_are_acknowledged() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_get_checkout_asked_to_wait_answers_with_the_booking_once_it_is_made() {
+    let f = fixture(Provider::Stripe).await;
+    let (_, checkout) = open_checkout(&f).await;
+    // Seating cannot book while the test holds the showtime's row lock.
+    let mut blocker = f.seating.pool().begin().await.expect("a transaction");
+    sqlx::query("SELECT 1 FROM showtimes WHERE id = $1::uuid FOR UPDATE")
+        .bind(&f.showtime_id)
+        .execute(&mut *blocker)
+        .await
+        .expect("the showtime's row lock");
+    let session = f.stripe().pay(&checkout.session_id);
+    let (status, _) = f.send_event("checkout.session.completed", &session).await;
+    assert_eq!(status, 200);
+
+    let ask = |wait_for_booking_ms: u32| {
+        let mut client = f.client.clone();
+        let session_id = checkout.session_id.clone();
+        async move {
+            client
+                .get_checkout(pb::GetCheckoutRequest {
+                    session_id,
+                    user_id: "ann".into(),
+                    wait_for_booking_ms,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    // A short wait that ends before the booking answers the paid checkout.
+    let early = ask(300).await.expect("the checkout");
+    assert_eq!(early.status, pb::CheckoutStatus::Paid as i32);
+    assert_eq!(early.booking_reference, "", "seating cannot book yet");
+
+    let waiting = tokio::spawn(ask(20_000));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "it waits for the booking");
+    blocker.rollback().await.expect("the lock let go");
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(15), waiting)
+        .await
+        .expect("answered within its wait")
+        .expect("the call ran")
+        .expect("the checkout");
+    assert_eq!(
+        answered.booking_reference,
+        f.booking_reference(&checkout.id).await,
+        "the answer carries the booking made while it waited"
+    );
+}
