@@ -18,8 +18,9 @@
 //!    and the version published with `SeatsChanged` matches the commit order.
 //!    Showtimes do not contend with each other.
 //!
-//! Reads run at READ COMMITTED; the seat map reads the version before the
-//! seats, so a map is never older than the version it carries.
+//! Reads run at READ COMMITTED; the seat map reads the version and the
+//! seats in one statement, so they come from one snapshot and the map is
+//! exactly the version it carries.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -217,6 +218,24 @@ pub async fn seat_categories(
     Ok(rows.into_iter().collect())
 }
 
+/// The seat map in one statement (one snapshot, so the version and the
+/// seats agree): `$1` showtime, `$2` now, `$3` the caller (or NULL). Only the
+/// caller's own active hold is looked up (through the one-active-hold-per-
+/// user index); joining seats to `holds` instead made every map read scan
+/// the whole history of holds once the table had grown. Public for the plan
+/// test that keeps it so.
+pub const SEAT_MAP_QUERY: &str = "\
+    SELECT t.version, s.label, s.row_label, s.number, s.category, \
+           CASE WHEN s.booking_id IS NOT NULL THEN 'booked' \
+                WHEN s.blocked THEN 'blocked' \
+                WHEN s.held_until > $2 THEN 'held' \
+                ELSE 'available' END, \
+           COALESCE(s.booking_id IS NULL AND NOT s.blocked AND s.held_until > $2 \
+                    AND s.hold_id = (SELECT h.id FROM holds h WHERE h.showtime_id = $1 \
+                                     AND h.user_id = $3 AND h.status = 'active'), false) \
+    FROM showtimes t JOIN seats s ON s.showtime_id = t.id \
+    WHERE t.id = $1 ORDER BY s.sort_order";
+
 /// Every seat with its state at `now`, and the map's version.
 pub async fn seat_map(
     pool: &PgPool,
@@ -224,32 +243,27 @@ pub async fn seat_map(
     caller: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(i64, Vec<SeatView>), SeatingError> {
-    // Version first: the seats read next are at least that new.
-    let version: i64 = sqlx::query_scalar("SELECT version FROM showtimes WHERE id = $1")
-        .bind(showtime_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("showtime", showtime_id))?;
-    let rows = sqlx::query_as::<_, (String, String, i32, String, String, bool)>(
-        "SELECT s.label, s.row_label, s.number, s.category, \
-                CASE WHEN s.booking_id IS NOT NULL THEN 'booked' \
-                     WHEN s.blocked THEN 'blocked' \
-                     WHEN s.held_until > $2 THEN 'held' \
-                     ELSE 'available' END, \
-                COALESCE(s.booking_id IS NULL AND NOT s.blocked AND s.held_until > $2 \
-                         AND h.user_id = $3, false) \
-         FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
-         WHERE s.showtime_id = $1 ORDER BY s.sort_order",
-    )
-    .bind(showtime_id)
-    .bind(now)
-    .bind(caller)
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        sqlx::query_as::<_, (i64, String, String, i32, String, String, bool)>(SEAT_MAP_QUERY)
+            .bind(showtime_id)
+            .bind(now)
+            .bind(caller)
+            .fetch_all(pool)
+            .await?;
+    let Some(&(version, ..)) = rows.first() else {
+        // No seats: either no such showtime, or (never made by seating) one
+        // without a seat.
+        let version: i64 = sqlx::query_scalar("SELECT version FROM showtimes WHERE id = $1")
+            .bind(showtime_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| SeatingError::not_found("showtime", showtime_id))?;
+        return Ok((version, Vec::new()));
+    };
     let seats = rows
         .into_iter()
         .map(
-            |(label, row_label, number, category, state, held_by_caller)| SeatView {
+            |(_, label, row_label, number, category, state, held_by_caller)| SeatView {
                 label,
                 row_label,
                 number,
@@ -411,20 +425,6 @@ pub async fn release_hold(
     }
 }
 
-/// The showtime a hold belongs to, read without locks (to know which
-/// showtime row to lock first).
-async fn hold_showtime(
-    connection: &mut PgConnection,
-    hold_id: Uuid,
-) -> Result<Option<Uuid>, SeatingError> {
-    Ok(
-        sqlx::query_scalar("SELECT showtime_id FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_optional(connection)
-            .await?,
-    )
-}
-
 /// Moves a live hold's expiry to `until` (never earlier), but never past the
 /// showtime's start — like a new hold, whatever the caller asked for. Only
 /// its owner may; a hold that has ended or expired cannot be revived, and
@@ -436,57 +436,35 @@ pub async fn extend_hold(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Hold, SeatingError> {
-    let mut tx = pool.begin().await?;
-    let showtime_id = hold_showtime(&mut tx, hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
-    lock_showtime(&mut tx, showtime_id).await?;
-    let starts_at: DateTime<Utc> =
-        sqlx::query_scalar("SELECT starts_at FROM showtimes WHERE id = $1")
-            .bind(showtime_id)
-            .fetch_one(&mut *tx)
+    // The rules live in `seating_extend` (migration 20261201000005), which
+    // runs them under the showtime's lock in one round trip.
+    let (outcome,): (String,) =
+        sqlx::query_as("SELECT outcome FROM seating_extend($1, $2, $3, $4)")
+            .bind(hold_id)
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .fetch_one(pool)
             .await?;
-    let hold = get_hold_in(&mut tx, hold_id)
+    match outcome.as_str() {
+        "extended" => {}
+        "unknown_hold" => return Err(SeatingError::not_found("hold", hold_id)),
+        "not_owner" => return Err(SeatingError::NotHoldOwner),
+        "started" => {
+            return Err(SeatingError::FailedPrecondition(
+                "this showtime has started; its seats can no longer be held".into(),
+            ));
+        }
+        "ended" => {
+            return Err(SeatingError::FailedPrecondition(
+                "the hold has expired or ended; choose the seats again".into(),
+            ));
+        }
+        other => return Err(unexpected_answer("seating_extend", other)),
+    }
+    get_hold(pool, hold_id)
         .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
-    if hold.user_id != owner {
-        return Err(SeatingError::NotHoldOwner);
-    }
-    // Checked before the hold's own state: a hold is always capped at the
-    // start, so past it the hold has expired too, but "started" is the
-    // reason the caller needs.
-    if starts_at <= now {
-        return Err(SeatingError::FailedPrecondition(
-            "this showtime has started; its seats can no longer be held".into(),
-        ));
-    }
-    if hold.status_at(now) != HoldStatus::Active {
-        return Err(SeatingError::FailedPrecondition(
-            "the hold has expired or ended; choose the seats again".into(),
-        ));
-    }
-    // Capped at the start, then never shorter than it is: the hold itself
-    // was capped when it was made, so the result stays at or before the start.
-    let until = until.min(starts_at).max(hold.held_until);
-    sqlx::query("UPDATE holds SET held_until = $2 WHERE id = $1")
-        .bind(hold_id)
-        .bind(until)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE seats SET held_until = $3 \
-         WHERE showtime_id = $1 AND hold_id = $2 AND booking_id IS NULL",
-    )
-    .bind(showtime_id)
-    .bind(hold_id)
-    .bind(until)
-    .execute(&mut *tx)
-    .await?;
-    let hold = get_hold_in(&mut tx, hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))?;
-    tx.commit().await?;
-    Ok(hold)
+        .ok_or_else(|| SeatingError::not_found("hold", hold_id))
 }
 
 // ---------------------------------------------------------------- sweeper

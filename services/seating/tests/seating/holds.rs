@@ -465,3 +465,69 @@ async fn a_refused_hold_does_not_wait_for_the_showtimes_lock() {
     assert_eq!(granted.into_inner().seats[0].label, "A3");
     assert_eq!(f.seats_in(pb::SeatState::Held).await, ["A1", "A3"]);
 }
+
+/// A seat map reads its showtime's seats and at most the caller's own hold
+/// (through the one-active-hold-per-user index), so its cost does not grow
+/// with the history of holds. Checked on the plan a pooled connection ends
+/// up with (a generic plan), with thousands of ended holds in the table. (The
+/// earlier join of seats to holds was planned as a hash of every hold in the
+/// benchmark's database, ~0.8 ms a map; how it is planned depends on the
+/// statistics, which is why the query no longer joins at all.)
+#[tokio::test]
+async fn the_seat_map_does_not_scan_the_history_of_holds() {
+    let f = fixture().await;
+    f.hold("ann", &["A1"]).await.expect("a live hold");
+    let pool = f.seating.pool();
+    sqlx::query(
+        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
+         SELECT gen_random_uuid(), $1::uuid, 'past-' || g, ARRAY['A2'], now() - interval '1 day', \
+                'released', now() - interval '2 days', now() - interval '1 day' \
+         FROM generate_series(1, 3000) g",
+    )
+    .bind(&f.showtime_id)
+    .execute(pool)
+    .await
+    .expect("ended holds");
+    // Statistics as a live database has them (autovacuum analyses).
+    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+
+    // A connection of its own: the plan setting and the prepared statement
+    // leave with it.
+    let mut connection = pool.acquire().await.expect("a connection").detach();
+    sqlx::raw_sql(&format!(
+        "SET plan_cache_mode = force_generic_plan; \
+         PREPARE seat_map(uuid, timestamptz, text) AS {}",
+        seating::store::SEAT_MAP_QUERY
+    ))
+    .execute(&mut connection)
+    .await
+    .expect("the seat map query prepares");
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN EXECUTE seat_map('{}', now(), 'ann')",
+        f.showtime_id
+    ))
+    .fetch_all(&mut connection)
+    .await
+    .expect("its plan");
+    assert!(
+        !plan.iter().any(|line| line.contains("Seq Scan on holds")),
+        "the seat map scans every hold:\n{}",
+        plan.join("\n")
+    );
+
+    let map = f.seat_map("ann").await;
+    let own: Vec<_> = map
+        .seats
+        .iter()
+        .filter(|s| s.held_by_caller)
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(own, ["A1"], "the caller's own hold is still shown as such");
+    assert!(
+        map.seats
+            .iter()
+            .filter(|s| s.label == "A2")
+            .all(|s| s.state == pb::SeatState::Available as i32),
+        "ended holds hold nothing"
+    );
+}
