@@ -1,5 +1,6 @@
 //! A short-lived, in-process cache for the public read calls (film lists,
-//! facets, single films), which every page view makes and staff rarely change.
+//! facets, single films, a showtime's detail), which every page view and
+//! every checkout makes and staff rarely change.
 //!
 //! Entries live for a configurable TTL (default 2 s) and are all dropped when
 //! this process writes anything, so staff see their own edits at once; other

@@ -735,7 +735,7 @@ async fn showtime_detail_carries_film_cinema_layout_and_prices() {
     assert_eq!(detail.cinema.unwrap().time_zone, cinema.time_zone);
     let screen = detail.screen.unwrap();
     assert_eq!(screen.capacity, 120);
-    assert_eq!(screen.layout.unwrap().rows.len(), 10);
+    assert_eq!(screen.layout.as_ref().unwrap().rows.len(), 10);
     let showtime = detail.showtime.unwrap();
     let prices: Vec<(String, i64)> = showtime
         .prices
@@ -750,6 +750,40 @@ async fn showtime_detail_carries_film_cinema_layout_and_prices() {
         ]
     );
     assert_eq!(showtime.currency, "INR");
+
+    // The detail is cached, but a price change is seen by the very next read
+    // (a write drops the cache), so no checkout is priced from before it.
+    let mut input = showtime_input(&film, &screen, future(3, 8));
+    for price in &mut input.prices {
+        price.amount_minor += 5_000;
+    }
+    client
+        .update_showtime(pb::UpdateShowtimeRequest {
+            showtime_id: showtime.id.clone(),
+            showtime: Some(input),
+        })
+        .await
+        .expect("the prices change");
+    let repriced: Vec<(String, i64)> = client
+        .get_showtime(pb::GetShowtimeRequest {
+            showtime_id: showtime.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .showtime
+        .unwrap()
+        .prices
+        .into_iter()
+        .map(|p| (p.category, p.amount_minor))
+        .collect();
+    assert_eq!(
+        repriced,
+        [
+            ("premium".to_owned(), 45_000),
+            ("standard".to_owned(), 30_000)
+        ]
+    );
 
     let unknown = client
         .get_showtime(pb::GetShowtimeRequest {
