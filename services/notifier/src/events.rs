@@ -27,8 +27,9 @@
 //! transaction that commits after the handler returns; a redelivered or
 //! replayed event finds it and sends nothing. Beside it the `deliveries` row
 //! (keyed by event id, see [`crate::store`]) follows each attempt, committed
-//! on its own: *pending* → *sending* (before the transport is called) →
-//! *sent* (right after it accepted) or *retrying* / *failed*.
+//! on its own: *sending* (before the transport is called) → *sent* (right
+//! after it accepted) or *retrying* / *failed*. (*pending*, a delivery
+//! recorded before its first attempt, is what earlier versions wrote.)
 //!
 //! The gap, stated honestly: if the process dies (or the database becomes
 //! unreachable) after the SMTP server accepted a message and before "sent"
@@ -269,7 +270,12 @@ impl EmailHandler {
         let recipient = email.to.email.to_string();
         let masked = mask_email(&recipient);
         let kind = email.kind.as_str();
-        let opened = store::open(
+        // Made before anything is recorded: an email that cannot be made
+        // leaves no attempt behind.
+        let message = email
+            .to_message(&self.from, message_id.clone())
+            .map_err(|e| HandlerError::Permanent(format!("no email can be made: {e}")))?;
+        let (opened, mut total) = store::open(
             &self.pool,
             &NewDelivery {
                 event_id,
@@ -289,12 +295,12 @@ impl EmailHandler {
                 "an earlier attempt ended without a record; it may have been delivered, sending again (at-least-once)"),
             Opened::New | Opened::Unsent => {}
         }
-        let message = email
-            .to_message(&self.from, message_id)
-            .map_err(|e| HandlerError::Permanent(format!("no email can be made: {e}")))?;
         let name = event_id.to_string();
         for attempt in 1..=self.retry.attempts {
-            let total = store::attempt_started(&self.pool, event_id).await?;
+            // `open` started the first attempt.
+            if attempt > 1 {
+                total = store::attempt_started(&self.pool, event_id).await?;
+            }
             let error = match self.mailer.send(&message, &name).await {
                 Ok(sent) => {
                     store::sent(&self.pool, event_id, self.mailer.transport_name()).await?;

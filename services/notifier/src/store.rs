@@ -55,38 +55,42 @@ pub struct DeliveryRecord {
 }
 
 /// Records that an email is due for `delivery.event_id` (or finds the
-/// earlier record) and says where it stands.
-pub async fn open(pool: &PgPool, delivery: &NewDelivery<'_>) -> sqlx::Result<Opened> {
-    let mut tx = pool.begin().await?;
-    let previous: Option<String> =
-        sqlx::query_scalar("SELECT status FROM deliveries WHERE event_id = $1 FOR UPDATE")
-            .bind(delivery.event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+/// earlier record), says where it stood, and unless it was sent before
+/// starts the first attempt of this delivery ("sending"), answering the
+/// attempts so far over every delivery of the event (0 when it was sent).
+///
+/// One statement: the previous state comes from the statement's snapshot,
+/// which is exact because only one delivery of an event runs at a time (see
+/// the module comment).
+pub async fn open(pool: &PgPool, delivery: &NewDelivery<'_>) -> sqlx::Result<(Opened, i32)> {
+    let (previous, attempts): (Option<String>, Option<i32>) = sqlx::query_as(
+        "WITH previous AS (SELECT status FROM deliveries WHERE event_id = $1), \
+         started AS ( \
+             INSERT INTO deliveries (event_id, kind, recipient, subject, message_id, status, attempts) \
+             VALUES ($1, $2, $3, $4, $5, 'sending', 1) \
+             ON CONFLICT (event_id) DO UPDATE \
+                 SET status = 'sending', attempts = deliveries.attempts + 1, updated_at = now() \
+                 WHERE deliveries.status <> 'sent' \
+             RETURNING attempts) \
+         SELECT (SELECT status FROM previous), (SELECT attempts FROM started)",
+    )
+    .bind(delivery.event_id)
+    .bind(delivery.kind)
+    .bind(delivery.recipient)
+    .bind(delivery.subject)
+    .bind(delivery.message_id)
+    .fetch_one(pool)
+    .await?;
     let opened = match previous.as_deref() {
-        None => {
-            sqlx::query(
-                "INSERT INTO deliveries (event_id, kind, recipient, subject, message_id, status) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending')",
-            )
-            .bind(delivery.event_id)
-            .bind(delivery.kind)
-            .bind(delivery.recipient)
-            .bind(delivery.subject)
-            .bind(delivery.message_id)
-            .execute(&mut *tx)
-            .await?;
-            Opened::New
-        }
+        None => Opened::New,
         Some("sent") => Opened::AlreadySent,
         Some("sending") => Opened::Interrupted,
         Some(_) => Opened::Unsent,
     };
-    tx.commit().await?;
-    Ok(opened)
+    Ok((opened, attempts.unwrap_or(0)))
 }
 
-/// Marks the start of one attempt ("sending") and counts it. Returns the
+/// Marks the start of a further attempt ("sending") and counts it. Returns the
 /// number of attempts so far, over every delivery of the event.
 pub async fn attempt_started(pool: &PgPool, event_id: Uuid) -> sqlx::Result<i32> {
     sqlx::query_scalar(

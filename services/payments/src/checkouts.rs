@@ -232,10 +232,14 @@ impl Checkouts {
         // checkout is created for seats the buyer no longer has.
         self.extend_hold(hold_id, user_id, expires_at + HOLD_GRACE)
             .await?;
+        let id = Uuid::now_v7();
+        // The simulated provider's session is known before the record
+        // exists; Stripe's is created only once the record is safely stored.
+        let simulated = (provider == Provider::Simulated).then(|| self.simulated_session(id));
         let checkout = store::insert_checkout(
             &self.inner.pool,
             &NewCheckout {
-                id: Uuid::now_v7(),
+                id,
                 hold_id,
                 user_id: user_id.to_owned(),
                 user_email: customer_email.to_owned(),
@@ -248,6 +252,9 @@ impl Checkouts {
                 expires_at,
                 now,
             },
+            simulated
+                .as_ref()
+                .map(|(session, url)| (session.as_str(), url.as_str())),
         )
         .await?;
         tracing::info!(checkout = %checkout.id, hold = %hold_id, amount_minor, currency = %checkout.currency,
@@ -276,12 +283,7 @@ impl Checkouts {
 
     async fn open_session(&self, checkout: Checkout) -> Result<Checkout, PaymentsError> {
         let (session_id, url) = if checkout.is_simulated() {
-            let session_id = format!("sim_{}", checkout.id.simple());
-            let url = format!(
-                "{}/simulated-checkout/{session_id}",
-                self.inner.urls.payments_public_url.trim_end_matches('/')
-            );
-            (session_id, url)
+            self.simulated_session(checkout.id)
         } else {
             let stripe = self.inner.stripe.as_ref().ok_or_else(|| {
                 PaymentsError::FailedPrecondition(
@@ -330,6 +332,16 @@ impl Checkouts {
         Ok(checkout)
     }
 
+    /// The simulated provider's session id and page for a checkout.
+    fn simulated_session(&self, checkout: Uuid) -> (String, String) {
+        let session_id = format!("sim_{}", checkout.simple());
+        let url = format!(
+            "{}/simulated-checkout/{session_id}",
+            self.inner.urls.payments_public_url.trim_end_matches('/')
+        );
+        (session_id, url)
+    }
+
     /// The checkout of a session for its owner; asks Stripe when payments
     /// does not know yet whether it was paid. Another user's session is
     /// indistinguishable from no session.
@@ -345,9 +357,11 @@ impl Checkouts {
             return Ok(checkout);
         }
         if checkout.is_simulated() {
-            if Utc::now() >= checkout.expires_at {
-                self.end(&checkout, CheckoutStatus::Expired).await?;
+            if Utc::now() < checkout.expires_at {
+                // Nothing to learn elsewhere: the record read is the answer.
+                return Ok(checkout);
             }
+            self.end(&checkout, CheckoutStatus::Expired).await?;
         } else if let Some(stripe) = &self.inner.stripe {
             match stripe.retrieve_session(session_id).await {
                 Ok(session) => {
@@ -388,23 +402,29 @@ impl Checkouts {
         user_id: &str,
         wait: std::time::Duration,
     ) -> Result<Checkout, PaymentsError> {
-        let checkout = self.get(session_id, user_id).await?;
-        if wait.is_zero() || !checkout.awaits_booking() {
-            return Ok(checkout);
+        if wait.is_zero() {
+            return self.get(session_id, user_id).await;
         }
         let deadline = tokio::time::Instant::now() + wait.min(MAX_BOOKING_WAIT);
-        let watch = self.inner.waiters.watch(checkout.id);
+        // Watching before the first read: a booking recorded between that
+        // read and the wait still wakes it, and no second read is needed to
+        // close that gap.
+        let watch = self.inner.waiters.watch(session_id);
+        let mut woken = std::pin::pin!(watch.woken());
+        woken.as_mut().enable();
+        let mut checkout = self.get(session_id, user_id).await?;
         loop {
-            let mut woken = std::pin::pin!(watch.woken());
-            woken.as_mut().enable();
-            let checkout = store::checkout_by_id(&self.inner.pool, checkout.id)
-                .await?
-                .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?;
             let now = tokio::time::Instant::now();
             if !checkout.awaits_booking() || now >= deadline {
                 return Ok(checkout);
             }
-            let _ = tokio::time::timeout((deadline - now).min(BOOKING_RECHECK), woken).await;
+            let _ =
+                tokio::time::timeout((deadline - now).min(BOOKING_RECHECK), woken.as_mut()).await;
+            woken.set(watch.woken());
+            woken.as_mut().enable();
+            checkout = store::checkout_by_id(&self.inner.pool, checkout.id)
+                .await?
+                .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?;
         }
     }
 
@@ -420,11 +440,11 @@ impl Checkouts {
                 "the simulated checkout is disabled: this deployment takes real payments".into(),
             ));
         }
-        let checkout = self.simulated_checkout(session_id).await?;
         let now = Utc::now();
         let mut tx = self.inner.pool.begin().await?;
-        let locked = store::lock_checkout(&mut tx, checkout.id)
+        let locked = store::lock_checkout_by_session(&mut tx, session_id)
             .await?
+            .filter(Checkout::is_simulated)
             .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?;
         let applied = match action {
             SimulatedAction::Pay if now >= locked.expires_at => {

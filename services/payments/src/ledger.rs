@@ -88,7 +88,9 @@ pub async fn mark_paid(
             paid.amount_minor, paid.currency, checkout.amount_minor, checkout.currency
         )));
     }
-    let recorded = store::insert_payment(
+    // The payment and the status in one statement: the payment's unique
+    // checkout id decides, so a second payment changes nothing.
+    let recorded = store::record_payment(
         connection,
         checkout.id,
         paid.payment_intent,
@@ -104,7 +106,6 @@ pub async fn mark_paid(
     // A payment for a checkout that had already expired still completes it:
     // seating books the seats if they are free and rejects otherwise, which
     // refunds. Nobody is charged without a seat either way.
-    store::set_status(connection, checkout.id, CheckoutStatus::Paid, now).await?;
     let event = events_pb::CheckoutCompleted {
         meta: Some(meta(now)),
         checkout_id: checkout.id.to_string(),

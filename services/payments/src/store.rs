@@ -155,17 +155,40 @@ pub async fn lock_checkout(
     .await?)
 }
 
+/// The checkout of a provider session, locked like [`lock_checkout`]: for a
+/// writer that knows only the session, one round trip instead of a read
+/// and then the lock.
+pub async fn lock_checkout_by_session(
+    connection: &mut PgConnection,
+    session_id: &str,
+) -> Result<Option<Checkout>, PaymentsError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE session_id = $1 FOR UPDATE"
+    ))
+    .bind(session_id)
+    .fetch_optional(connection)
+    .await?)
+}
+
 /// Stores a checkout unless the hold has one already; either way returns
-/// the hold's checkout (the first one wins a race).
-pub async fn insert_checkout(pool: &PgPool, new: &NewCheckout) -> Result<Checkout, PaymentsError> {
+/// the hold's checkout (the first one wins a race). `session` is the
+/// provider session when it is known before the record exists (the
+/// simulated provider's is derived from the checkout id), so the record is
+/// written once instead of inserted and then updated.
+pub async fn insert_checkout(
+    pool: &PgPool,
+    new: &NewCheckout,
+    session: Option<(&str, &str)>,
+) -> Result<Checkout, PaymentsError> {
     let line_items = serde_json::to_string(&new.line_items)
         .map_err(|e| PaymentsError::InvalidArgument(format!("line items: {e}")))?;
-    sqlx::query(
+    let (session_id, url) = session.unzip();
+    let inserted: Option<Checkout> = sqlx::query_as(&format!(
         "INSERT INTO checkouts (id, hold_id, user_id, user_email, showtime_id, summary, line_items, \
-             provider, status, amount_minor, currency, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11, $12, $12) \
-         ON CONFLICT (hold_id) DO NOTHING",
-    )
+             provider, status, amount_minor, currency, expires_at, created_at, updated_at, session_id, url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11, $12, $12, $13, $14) \
+         ON CONFLICT (hold_id) DO NOTHING RETURNING {CHECKOUT_COLUMNS}"
+    ))
     .bind(new.id)
     .bind(new.hold_id)
     .bind(&new.user_id)
@@ -178,11 +201,16 @@ pub async fn insert_checkout(pool: &PgPool, new: &NewCheckout) -> Result<Checkou
     .bind(&new.currency)
     .bind(new.expires_at)
     .bind(new.now)
-    .execute(pool)
+    .bind(session_id)
+    .bind(url)
+    .fetch_optional(pool)
     .await?;
-    checkout_by_hold(pool, new.hold_id)
-        .await?
-        .ok_or_else(|| PaymentsError::not_found("checkout for hold", new.hold_id))
+    match inserted {
+        Some(checkout) => Ok(checkout),
+        None => checkout_by_hold(pool, new.hold_id)
+            .await?
+            .ok_or_else(|| PaymentsError::not_found("checkout for hold", new.hold_id)),
+    }
 }
 
 /// Records the provider's session for a checkout that has none yet; returns
@@ -194,18 +222,21 @@ pub async fn set_session(
     session_id: &str,
     url: &str,
 ) -> Result<Checkout, PaymentsError> {
-    sqlx::query(
+    let updated: Option<Checkout> = sqlx::query_as(&format!(
         "UPDATE checkouts SET session_id = $2, url = $3, updated_at = now() \
-         WHERE id = $1 AND session_id IS NULL",
-    )
+         WHERE id = $1 AND session_id IS NULL RETURNING {CHECKOUT_COLUMNS}"
+    ))
     .bind(id)
     .bind(session_id)
     .bind(url)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    checkout_by_id(pool, id)
-        .await?
-        .ok_or_else(|| PaymentsError::not_found("checkout", id))
+    match updated {
+        Some(checkout) => Ok(checkout),
+        None => checkout_by_id(pool, id)
+            .await?
+            .ok_or_else(|| PaymentsError::not_found("checkout", id)),
+    }
 }
 
 /// A checkout by its id.
@@ -233,30 +264,29 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Remembers the booking seating made for a checkout. `false` when the
-/// checkout is unknown.
+/// Remembers the booking seating made for a checkout; answers the
+/// checkout's provider session (for waking whoever waits on it), or `None`
+/// when the checkout is unknown.
 pub async fn set_booking_reference(
     connection: &mut PgConnection,
     checkout_id: Uuid,
     reference: &str,
-) -> Result<bool, PaymentsError> {
-    Ok(
-        sqlx::query(
-            "UPDATE checkouts SET booking_reference = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(checkout_id)
-        .bind(reference)
-        .execute(connection)
-        .await?
-        .rows_affected()
-            == 1,
+) -> Result<Option<Option<String>>, PaymentsError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE checkouts SET booking_reference = $2, updated_at = now() WHERE id = $1 \
+         RETURNING session_id",
     )
+    .bind(checkout_id)
+    .bind(reference)
+    .fetch_optional(connection)
+    .await?)
 }
 
 // ---------------------------------------------------------------- payments
 
-/// Records the payment of a checkout. `false` when it had one already.
-pub async fn insert_payment(
+/// Records the payment of a checkout and marks the checkout paid, in one
+/// statement. `false` when it had a payment already: then nothing changed.
+pub async fn record_payment(
     connection: &mut PgConnection,
     checkout_id: Uuid,
     payment_intent: Option<&str>,
@@ -266,8 +296,11 @@ pub async fn insert_payment(
     now: DateTime<Utc>,
 ) -> Result<bool, PaymentsError> {
     Ok(sqlx::query(
-        "INSERT INTO payments (id, checkout_id, payment_intent, amount_minor, currency, source, paid_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (checkout_id) DO NOTHING",
+        "WITH paid AS ( \
+             INSERT INTO payments (id, checkout_id, payment_intent, amount_minor, currency, source, paid_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (checkout_id) DO NOTHING \
+             RETURNING checkout_id) \
+         UPDATE checkouts SET status = $8, updated_at = $7 FROM paid WHERE checkouts.id = paid.checkout_id",
     )
     .bind(Uuid::now_v7())
     .bind(checkout_id)
@@ -276,6 +309,7 @@ pub async fn insert_payment(
     .bind(currency)
     .bind(source)
     .bind(now)
+    .bind(CheckoutStatus::Paid.as_str())
     .execute(connection)
     .await?
     .rows_affected()

@@ -4,7 +4,9 @@
 //! checkout has no booking yet, so the success page and API clients get the
 //! booking in one answer instead of asking again and again. The bookings
 //! consumer wakes a checkout's waiters right after it commits the booking
-//! reference. A wake-up is only a hint: the waiter reads the checkout again,
+//! reference. Waits are keyed by the provider session the caller asked
+//! about, so a caller can start watching before its first read of the
+//! checkout. A wake-up is only a hint: the waiter reads the checkout again,
 //! and reads it on a timer too, because another replica of payments may be
 //! the one that recorded the booking.
 
@@ -12,35 +14,36 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
-use uuid::Uuid;
 
-/// Checkouts someone is waiting on, each with the [`Notify`] its waiters
+/// Checkout sessions someone is waiting on, each with the [`Notify`] its waiters
 /// share. Entries hold weak references and leave with their last waiter.
 #[derive(Clone, Debug, Default)]
-pub struct BookingWaiters(Arc<Mutex<HashMap<Uuid, Weak<Notify>>>>);
+pub struct BookingWaiters(Arc<Mutex<HashMap<String, Weak<Notify>>>>);
 
 impl BookingWaiters {
-    /// Starts watching `checkout`; keep the [`Watch`] for as long as you wait.
-    pub fn watch(&self, checkout: Uuid) -> Watch {
+    /// Starts watching the checkout of `session`; keep the [`Watch`] for as
+    /// long as you wait.
+    pub fn watch(&self, session: &str) -> Watch {
         let mut waiting = self.lock();
-        let notify = match waiting.get(&checkout).and_then(Weak::upgrade) {
+        let notify = match waiting.get(session).and_then(Weak::upgrade) {
             Some(notify) => notify,
             None => {
                 let notify = Arc::new(Notify::new());
-                waiting.insert(checkout, Arc::downgrade(&notify));
+                waiting.insert(session.to_owned(), Arc::downgrade(&notify));
                 notify
             }
         };
         Watch {
             waiters: self.clone(),
-            checkout,
+            session: session.to_owned(),
             notify,
         }
     }
 
-    /// Wakes everyone waiting on `checkout` (its booking was just recorded).
-    pub fn wake(&self, checkout: Uuid) {
-        let notify = self.lock().remove(&checkout).and_then(|n| n.upgrade());
+    /// Wakes everyone waiting on the checkout of `session` (its booking was
+    /// just recorded).
+    pub fn wake(&self, session: &str) {
+        let notify = self.lock().remove(session).and_then(|n| n.upgrade());
         if let Some(notify) = notify {
             notify.notify_waiters();
         }
@@ -55,7 +58,7 @@ impl BookingWaiters {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Weak<Notify>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Notify>>> {
         // The map stays consistent whatever a panicking holder did.
         self.0
             .lock()
@@ -67,7 +70,7 @@ impl BookingWaiters {
 #[derive(Debug)]
 pub struct Watch {
     waiters: BookingWaiters,
-    checkout: Uuid,
+    session: String,
     notify: Arc<Notify>,
 }
 
@@ -87,10 +90,10 @@ impl Drop for Watch {
         // this was the checkout's last waiter.
         if Arc::strong_count(&self.notify) == 1
             && waiting
-                .get(&self.checkout)
+                .get(&self.session)
                 .is_some_and(|entry| Weak::ptr_eq(entry, &Arc::downgrade(&self.notify)))
         {
-            waiting.remove(&self.checkout);
+            waiting.remove(&self.session);
         }
     }
 }
@@ -104,7 +107,7 @@ mod tests {
     #[tokio::test]
     async fn a_wake_reaches_every_waiter_of_that_checkout_only() {
         let waiters = BookingWaiters::default();
-        let (booked, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (booked, other) = ("cs_booked", "cs_other");
         let (first, second, bystander) = (
             waiters.watch(booked),
             waiters.watch(booked),
@@ -136,11 +139,11 @@ mod tests {
     #[tokio::test]
     async fn an_enabled_wait_keeps_a_wake_that_came_before_it_was_awaited() {
         let waiters = BookingWaiters::default();
-        let checkout = Uuid::new_v4();
-        let watch = waiters.watch(checkout);
+        let session = "cs_waited_on";
+        let watch = waiters.watch(session);
         let mut woken = pin!(watch.woken());
         woken.as_mut().enable();
-        waiters.wake(checkout); // e.g. while the waiter was reading the row
+        waiters.wake(session); // e.g. while the waiter was reading the row
         tokio::time::timeout(Duration::from_secs(5), woken)
             .await
             .expect("the wake-up was not lost");
@@ -149,9 +152,9 @@ mod tests {
     #[test]
     fn the_last_waiter_leaving_forgets_the_checkout() {
         let waiters = BookingWaiters::default();
-        let checkout = Uuid::new_v4();
-        let first = waiters.watch(checkout);
-        let second = waiters.watch(checkout);
+        let session = "cs_waited_on";
+        let first = waiters.watch(session);
+        let second = waiters.watch(session);
         assert_eq!(waiters.len(), 1, "one entry per checkout");
         drop(first);
         assert_eq!(waiters.len(), 1, "a waiter is still there");

@@ -199,7 +199,8 @@ async fn an_attempt_that_died_before_its_record_is_sent_again_at_least_once() {
     let event = booking_confirmed("GAP1");
     let event_id = uuid::Uuid::parse_str(&event.meta.as_ref().unwrap().event_id).unwrap();
     // What a process that died between the SMTP server's acceptance and the
-    // "sent" commit leaves behind: the delivery still "sending".
+    // "sent" commit leaves behind: the delivery still "sending" (opening a
+    // delivery starts its first attempt).
     notifier::store::open(
         &notifier.db.pool,
         &notifier::store::NewDelivery {
@@ -212,9 +213,6 @@ async fn an_attempt_that_died_before_its_record_is_sent_again_at_least_once() {
     )
     .await
     .unwrap();
-    notifier::store::attempt_started(&notifier.db.pool, event_id)
-        .await
-        .unwrap();
 
     notifier.publish_confirmed(&event).await;
     wait_for_mail(&sink, 1).await;
@@ -375,4 +373,39 @@ async fn a_relay_demanding_starttls_and_credentials_gets_the_email_over_tls_with
     );
     assert_eq!(strict.count(), 0);
     assert_eq!(refused.dead_letters(BOOKINGS_CONSUMER).await.len(), 1);
+}
+
+#[tokio::test]
+async fn opening_a_delivery_says_where_it_stood_and_never_reopens_a_sent_one() {
+    let sink = SmtpSink::start().await;
+    let notifier = harness::start(Some(sink.url()), quick_settings(3)).await;
+    let pool = &notifier.db.pool;
+    let event_id = uuid::Uuid::now_v7();
+    let delivery = notifier::store::NewDelivery {
+        event_id,
+        kind: "booking_confirmed",
+        recipient: "ada@example.com",
+        subject: "Your booking",
+        message_id: "<open@bookmyseat.test>",
+    };
+    use notifier::store::{Opened, attempt_failed, open, sent};
+
+    assert_eq!(open(pool, &delivery).await.unwrap(), (Opened::New, 1));
+    attempt_failed(pool, event_id, "421 try later", false)
+        .await
+        .unwrap();
+    assert_eq!(open(pool, &delivery).await.unwrap(), (Opened::Unsent, 2));
+    assert_eq!(
+        open(pool, &delivery).await.unwrap(),
+        (Opened::Interrupted, 3),
+        "an attempt that recorded no end"
+    );
+    sent(pool, event_id, "smtp").await.unwrap();
+    assert_eq!(
+        open(pool, &delivery).await.unwrap(),
+        (Opened::AlreadySent, 0)
+    );
+    let record = notifier.delivery(event_id).await.expect("recorded");
+    assert_eq!(record.status, "sent", "a sent delivery stays sent");
+    assert_eq!(record.attempts, 3, "opening a sent delivery counts nothing");
 }
