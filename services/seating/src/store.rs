@@ -437,15 +437,23 @@ pub async fn extend_hold(
     now: DateTime<Utc>,
 ) -> Result<Hold, SeatingError> {
     // The rules live in `seating_extend` (migration 20261201000005), which
-    // runs them under the showtime's lock in one round trip.
-    let (outcome,): (String,) =
-        sqlx::query_as("SELECT outcome FROM seating_extend($1, $2, $3, $4)")
-            .bind(hold_id)
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
+    // runs them under the showtime's lock in one round trip. The hold comes
+    // back in the same statement: read in the statement's snapshot, before
+    // the function ran, so everything but its expiry and status, which the
+    // outcome says, is as it is now (nothing else of a hold ever changes).
+    let (outcome, extended_until, hold): (String, Option<DateTime<Utc>>, Option<HoldRow>) = {
+        let row: ExtendRow = sqlx::query_as(&format!(
+            "SELECT e.outcome, e.extended_until, h.* FROM seating_extend($1, $2, $3, $4) e \
+             LEFT JOIN LATERAL ({HOLD_SELECT}) h ON true"
+        ))
+        .bind(hold_id)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .fetch_one(pool)
+        .await?;
+        (row.outcome, row.extended_until, row.hold.into_row())
+    };
     match outcome.as_str() {
         "extended" => {}
         "unknown_hold" => return Err(SeatingError::not_found("hold", hold_id)),
@@ -462,9 +470,48 @@ pub async fn extend_hold(
         }
         other => return Err(unexpected_answer("seating_extend", other)),
     }
-    get_hold(pool, hold_id)
-        .await?
-        .ok_or_else(|| SeatingError::not_found("hold", hold_id))
+    let incomplete = || unexpected_answer("seating_extend", "extended without the hold");
+    let mut hold = hold_from_row(hold.ok_or_else(incomplete)?);
+    hold.held_until = extended_until.ok_or_else(incomplete)?;
+    hold.status = HoldStatus::Active;
+    Ok(hold)
+}
+
+/// seating_extend's answer with the hold beside it.
+#[derive(sqlx::FromRow)]
+struct ExtendRow {
+    outcome: String,
+    extended_until: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    hold: MaybeHoldRow,
+}
+
+/// [`HOLD_SELECT`]'s columns from an outer join: all NULL without a hold.
+#[derive(sqlx::FromRow)]
+struct MaybeHoldRow {
+    id: Option<Uuid>,
+    showtime_id: Option<Uuid>,
+    user_id: Option<String>,
+    labels: Option<Vec<String>>,
+    categories: Option<Vec<String>>,
+    held_until: Option<DateTime<Utc>>,
+    status: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl MaybeHoldRow {
+    fn into_row(self) -> Option<HoldRow> {
+        Some((
+            self.id?,
+            self.showtime_id?,
+            self.user_id?,
+            self.labels?,
+            self.categories?,
+            self.held_until?,
+            self.status?,
+            self.created_at?,
+        ))
+    }
 }
 
 // ---------------------------------------------------------------- sweeper
@@ -632,6 +679,56 @@ pub enum BookingOutcome {
     UnknownHold,
 }
 
+/// seating_book's answer with the booked showtime beside it.
+#[derive(sqlx::FromRow)]
+struct BookAnswer {
+    outcome: String,
+    seats_version: Option<i64>,
+    booking_reference: Option<String>,
+    unavailable: Option<Vec<String>>,
+    freed: Option<Vec<String>>,
+    holder: Option<String>,
+    booked_labels: Option<Vec<String>>,
+    booked_categories: Option<Vec<String>>,
+    #[sqlx(flatten)]
+    showtime: MaybeShowtime,
+}
+
+/// A [`Showtime`] from an outer join: every column NULL when there is none
+/// (an unknown hold names no showtime).
+#[derive(sqlx::FromRow)]
+struct MaybeShowtime {
+    id: Option<Uuid>,
+    film_id: Option<Uuid>,
+    film_title: Option<String>,
+    poster_url: Option<String>,
+    cinema_name: Option<String>,
+    cinema_time_zone: Option<String>,
+    screen_name: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    currency: Option<String>,
+    capacity: Option<i32>,
+    version: Option<i64>,
+}
+
+impl MaybeShowtime {
+    fn into_showtime(self) -> Option<Showtime> {
+        Some(Showtime {
+            id: self.id?,
+            film_id: self.film_id?,
+            film_title: self.film_title?,
+            poster_url: self.poster_url?,
+            cinema_name: self.cinema_name?,
+            cinema_time_zone: self.cinema_time_zone?,
+            screen_name: self.screen_name?,
+            starts_at: self.starts_at?,
+            currency: self.currency?,
+            capacity: self.capacity?,
+            version: self.version?,
+        })
+    }
+}
+
 /// Turns a paid hold into a booking inside the caller's transaction (the
 /// idempotent consumer's), or reports which seats were lost.
 pub async fn book_paid_hold(
@@ -639,20 +736,20 @@ pub async fn book_paid_hold(
     paid: &PaidCheckout,
     now: DateTime<Utc>,
 ) -> Result<BookingOutcome, SeatingError> {
-    // One round trip for the whole decision (seating_book, migration
-    // 20261201000003), then one read of what the event needs to carry.
-    type Booked = (
-        String,
-        Option<Uuid>,
-        Option<i64>,
-        Option<Vec<String>>,
-        Option<Vec<String>>,
-    );
+    // One round trip for the whole decision and what the event carries
+    // (seating_book, migrations 20261201000003 and 0006). The showtime's
+    // details come from the same statement: the function does not change
+    // them, only the version, which it answers itself.
     let booking_id = Uuid::now_v7();
     let references: Vec<String> = (0..8).map(|_| new_booking_reference()).collect();
-    let (outcome, showtime_id, version, unavailable, freed): Booked = sqlx::query_as(
-        "SELECT outcome, showtime, seats_version, unavailable, freed \
-         FROM seating_book($1, $2, $3, $4, $5, $6, $7, $8)",
+    let answer: BookAnswer = sqlx::query_as(
+        "SELECT o.outcome, o.seats_version, o.booking_reference, o.unavailable, o.freed, \
+                o.holder, o.booked_labels, o.booked_categories, \
+                o.showtime AS id, t.film_id, t.film_title, t.poster_url, t.cinema_name, \
+                t.cinema_time_zone, t.screen_name, t.starts_at, t.currency, t.capacity, \
+                o.seats_version AS version \
+         FROM seating_book($1, $2, $3, $4, $5, $6, $7, $8) o \
+         LEFT JOIN LATERAL (SELECT * FROM showtimes WHERE showtimes.id = o.showtime) t ON true",
     )
     .bind(paid.hold_id)
     .bind(&paid.checkout_id)
@@ -664,6 +761,18 @@ pub async fn book_paid_hold(
     .bind(now)
     .fetch_one(&mut *connection)
     .await?;
+    let BookAnswer {
+        outcome,
+        seats_version: version,
+        booking_reference,
+        unavailable,
+        freed,
+        holder,
+        booked_labels,
+        booked_categories,
+        showtime,
+    } = answer;
+    let showtime_id = showtime.id;
     // Set for every outcome that changed seats.
     let changed = |state: SeatState, labels: &[String]| match showtime_id.zip(version) {
         Some((showtime_id, version)) => {
@@ -678,11 +787,25 @@ pub async fn book_paid_hold(
     };
     match outcome.as_str() {
         "confirmed" => {
-            let booking = get_booking_in(connection, booking_id)
-                .await?
-                .ok_or_else(|| SeatingError::not_found("booking", booking_id))?;
-            let labels: Vec<String> = booking.seats.iter().map(|(l, _)| l.clone()).collect();
+            let incomplete = || unexpected_answer("seating_book", "confirmed without the booking");
+            let labels = booked_labels.ok_or_else(incomplete)?;
             let changes = changed(SeatState::Booked, &labels)?;
+            let booking = Booking {
+                id: booking_id,
+                reference: booking_reference.ok_or_else(incomplete)?,
+                checkout_id: paid.checkout_id.clone(),
+                user_id: holder.ok_or_else(incomplete)?,
+                user_email: paid.user_email.clone(),
+                showtime: showtime.into_showtime().ok_or_else(incomplete)?,
+                seats: labels
+                    .into_iter()
+                    .zip(booked_categories.ok_or_else(incomplete)?)
+                    .collect(),
+                amount_minor: paid.amount_minor,
+                currency: paid.currency.clone(),
+                refunded: false,
+                booked_at: now,
+            };
             Ok(BookingOutcome::Confirmed {
                 booking: Box::new(booking),
                 changes,
@@ -849,19 +972,6 @@ fn booking_from_row(row: BookingRow) -> Booking {
         refunded: head.status == "refunded",
         booked_at: head.booked_at,
     }
-}
-
-async fn get_booking_in(
-    connection: &mut PgConnection,
-    booking_id: Uuid,
-) -> Result<Option<Booking>, SeatingError> {
-    Ok(
-        sqlx::query_as::<_, BookingRow>(&booking_sql("WHERE b.id = $1"))
-            .bind(booking_id)
-            .fetch_optional(connection)
-            .await?
-            .map(booking_from_row),
-    )
 }
 
 pub async fn get_booking_by_reference(

@@ -176,6 +176,11 @@ async fn extend_keeps_a_hold_alive_and_only_its_owner_may_extend_it() {
         .expect("the owner extends")
         .into_inner();
     assert_eq!(extended.held_until, Some(proto::time::to_timestamp(until)));
+    assert_eq!(
+        extended,
+        f.get_hold(&hold.id).await,
+        "the answer is the hold as stored now"
+    );
     // Never shortens.
     let same = extend("ann", f.clock_now()).await.unwrap().into_inner();
     assert_eq!(same.held_until, extended.held_until);
