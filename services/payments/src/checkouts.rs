@@ -191,17 +191,25 @@ impl Checkouts {
         if let Some(existing) = store::checkout_by_hold(&self.inner.pool, hold_id).await? {
             return self.resume(existing, user_id).await;
         }
-        let hold = self.hold(hold_id).await?;
-        if hold.user_id != user_id {
-            return Err(PaymentsError::PermissionDenied(
-                "this hold belongs to another user".into(),
-            ));
-        }
-        if hold.status != seating_pb::HoldStatus::Active as i32 {
-            return Err(PaymentsError::FailedPrecondition(
-                "the seats are no longer held for you; choose them again".into(),
-            ));
-        }
+        let now = Utc::now();
+        let provider = if self.takes_real_payments() {
+            Provider::Stripe
+        } else {
+            Provider::Simulated
+        };
+        let duration = match provider {
+            Provider::Stripe => self.inner.duration.max(STRIPE_MINIMUM_DURATION),
+            Provider::Simulated => self.inner.duration,
+        };
+        let expires_at = now + duration;
+        // Extending the hold first is also the check that it is this user's
+        // and still live (seating refuses otherwise), and its answer is the
+        // hold: no separate read. If pricing fails below, the hold merely
+        // lives a little longer; no checkout exists for seats the buyer no
+        // longer has.
+        let hold = self
+            .extend_hold(hold_id, user_id, expires_at + HOLD_GRACE)
+            .await?;
         let showtime_id = Uuid::parse_str(&hold.showtime_id).map_err(|_| {
             PaymentsError::PeerUnavailable("seating named a showtime that is not a UUID".into())
         })?;
@@ -217,21 +225,6 @@ impl Checkouts {
         let categories: Vec<String> = hold.seats.iter().map(|s| s.category.clone()).collect();
         let (line_items, amount_minor) = price_seats(&categories, &prices)?;
 
-        let now = Utc::now();
-        let provider = if self.takes_real_payments() {
-            Provider::Stripe
-        } else {
-            Provider::Simulated
-        };
-        let duration = match provider {
-            Provider::Stripe => self.inner.duration.max(STRIPE_MINIMUM_DURATION),
-            Provider::Simulated => self.inner.duration,
-        };
-        let expires_at = now + duration;
-        // The hold first: if it cannot be extended (it just expired), no
-        // checkout is created for seats the buyer no longer has.
-        self.extend_hold(hold_id, user_id, expires_at + HOLD_GRACE)
-            .await?;
         let id = Uuid::now_v7();
         // The simulated provider's session is known before the record
         // exists; Stripe's is created only once the record is safely stored.
@@ -516,27 +509,12 @@ impl Checkouts {
         Ok(())
     }
 
-    async fn hold(&self, hold_id: Uuid) -> Result<seating_pb::Hold, PaymentsError> {
-        self.inner
-            .seating
-            .clone()
-            .get_hold(seating_pb::GetHoldRequest {
-                hold_id: hold_id.to_string(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| match status.code() {
-                tonic::Code::NotFound => PaymentsError::not_found("hold", hold_id),
-                _ => peer_down("seating", &status),
-            })
-    }
-
     async fn extend_hold(
         &self,
         hold_id: Uuid,
         user_id: &str,
         until: DateTime<Utc>,
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<seating_pb::Hold, PaymentsError> {
         self.inner
             .seating
             .clone()
@@ -546,7 +524,7 @@ impl Checkouts {
                 held_until: Some(to_timestamp(until)),
             })
             .await
-            .map(|_| ())
+            .map(tonic::Response::into_inner)
             .map_err(|status| match status.code() {
                 tonic::Code::NotFound => PaymentsError::not_found("hold", hold_id),
                 tonic::Code::PermissionDenied => {

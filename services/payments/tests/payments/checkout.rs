@@ -86,7 +86,7 @@ async fn the_amount_comes_from_catalog_prices_and_a_double_submit_makes_one_sess
 }
 
 #[tokio::test]
-async fn a_hold_of_another_user_or_an_unknown_hold_gets_no_checkout() {
+async fn a_hold_of_another_user_an_unknown_hold_or_an_ended_one_gets_no_checkout() {
     let f = fixture(Provider::Stripe).await;
     let hold = f.hold("ann").await;
     let error = f.checkout(&hold, "bob").await.unwrap_err();
@@ -96,6 +96,19 @@ async fn a_hold_of_another_user_or_an_unknown_hold_gets_no_checkout() {
     assert_eq!(
         f.checkout(&unknown, "ann").await.unwrap_err().code(),
         Code::NotFound
+    );
+    // A hold that has ended (here released by its owner) cannot be paid.
+    f.seating_client
+        .clone()
+        .release_hold(proto::seating::v1::ReleaseHoldRequest {
+            hold_id: hold.id.clone(),
+            user_id: "ann".into(),
+        })
+        .await
+        .expect("the owner releases the hold");
+    assert_eq!(
+        f.checkout(&hold, "ann").await.unwrap_err().code(),
+        Code::FailedPrecondition
     );
     assert!(f.stripe().sessions().is_empty());
 }
