@@ -8,8 +8,16 @@
 //! at-least-once, and JetStream's duplicate window plus idempotent consumers
 //! ([`crate::consumer`]) make it exactly-once in effect.
 //!
-//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several replicas can run
-//! relays on one database without publishing a row twice at the same time.
+//! A relay *claims* a batch of rows in write order with one statement (a
+//! short lease, `claimed_until`, taken under `FOR UPDATE SKIP LOCKED`), so
+//! several replicas can run relays on one database without publishing a row
+//! at the same time; it publishes them and marks them sent with a second
+//! statement. No transaction stays open across the JetStream round trip,
+//! and a round costs two statements (an idle one, one). A relay that dies
+//! between the two leaves its lease to run out, after which any relay sends
+//! those rows again: a repeat that JetStream's duplicate window and the
+//! idempotent consumers absorb, as for a crash after publishing. A failed
+//! publish gives its rows back at once.
 //! The relay polls (a few times a second) and can be woken right after a
 //! commit ([`RelayWaker`]) so the common path has no polling delay.
 //!
@@ -54,6 +62,9 @@ CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at
 -- The writer's W3C trace context, sent on as message headers.
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS traceparent text;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS tracestate text;
+
+-- Until when a relay has the row in hand (null: nobody has).
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
 
 CREATE TABLE IF NOT EXISTS processed_events (
     consumer     text NOT NULL,
@@ -147,6 +158,10 @@ pub struct RelaySettings {
     /// Pause after a failed round (NATS down), doubling up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long claimed rows stay a relay's own. Only a relay that died
+    /// holding them makes anyone wait this long; it should well exceed the
+    /// time a round may take (a batch's publishes and their acks).
+    pub claim_lease: Duration,
 }
 
 impl Default for RelaySettings {
@@ -157,6 +172,7 @@ impl Default for RelaySettings {
             publish_timeout: Duration::from_secs(5),
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            claim_lease: Duration::from_secs(30),
         }
     }
 }
@@ -230,8 +246,9 @@ pub async fn run_relay(
     }
 }
 
-/// An unsent row as the relay reads it.
+/// An unsent row as the relay claims it.
 type OutboxRow = (
+    i64,
     Uuid,
     String,
     String,
@@ -241,29 +258,37 @@ type OutboxRow = (
 );
 
 /// Claims up to one batch of unsent rows, publishes them in order and marks
-/// each one sent. Returns how many were published. A failure leaves the
-/// remaining rows unsent (and counted) for the next round.
+/// the published ones sent. Returns how many were published. A failure
+/// gives the rest back (unsent, counted, with the error) for the next round.
 pub async fn relay_once(
     pool: &PgPool,
     jetstream: &jetstream::Context,
     settings: &RelaySettings,
 ) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query_as::<_, OutboxRow>(
-        "SELECT id, subject, event_type, payload, traceparent, tracestate FROM outbox \
-         WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+    // `ORDER BY seq` picks the oldest rows; RETURNING has no order of its
+    // own, hence the sort below.
+    let mut rows = sqlx::query_as::<_, OutboxRow>(
+        "UPDATE outbox o SET claimed_until = now() + make_interval(secs => $2) \
+         FROM (SELECT seq FROM outbox \
+                WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <= now()) \
+                ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) claimed \
+         WHERE o.seq = claimed.seq \
+         RETURNING o.seq, o.id, o.subject, o.event_type, o.payload, o.traceparent, o.tracestate",
     )
     .bind(settings.batch_size)
-    .fetch_all(&mut *tx)
+    .bind(settings.claim_lease.as_secs_f64())
+    .fetch_all(pool)
     .await?;
     if rows.is_empty() {
         return Ok(0);
     }
+    rows.sort_unstable_by_key(|row| row.0);
+    let claimed: Vec<Uuid> = rows.iter().map(|row| row.1).collect();
     // Send every publish first, then await the acknowledgements: one round
     // trip for the batch instead of one per event.
     let mut pending = Vec::with_capacity(rows.len());
     let mut failure = None;
-    for (id, subject, event_type, payload, traceparent, tracestate) in rows {
+    for (_, id, subject, event_type, payload, traceparent, tracestate) in rows {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.to_string().as_str());
         headers.insert(EVENT_TYPE_HEADER, event_type.as_str());
@@ -294,22 +319,26 @@ pub async fn relay_once(
             Err(_) => failure = Some((id, "no acknowledgement from JetStream in time".into())),
         }
     }
-    if !published.is_empty() {
-        sqlx::query(
-            "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
-        )
-        .bind(&published)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if let Some((id, error)) = &failure {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+    // One statement settles the batch: the published rows are sent, the
+    // failed one keeps its error, and every row not published is given back
+    // so the next round sends it (in order) without waiting out the lease.
+    let (failed_id, failed_error) = match &failure {
+        Some((id, error)) => (Some(*id), Some(error.as_str())),
+        None => (None, None),
+    };
+    sqlx::query(
+        "UPDATE outbox SET claimed_until = NULL, \
+             published_at = CASE WHEN id = ANY($2) THEN now() ELSE published_at END, \
+             attempts = attempts + CASE WHEN id = ANY($2) OR id = $3 THEN 1 ELSE 0 END, \
+             last_error = CASE WHEN id = $3 THEN $4 ELSE last_error END \
+         WHERE id = ANY($1)",
+    )
+    .bind(&claimed)
+    .bind(&published)
+    .bind(failed_id)
+    .bind(failed_error)
+    .execute(pool)
+    .await?;
     match failure {
         Some((id, error)) => Err(anyhow::anyhow!(
             "publishing outbox event {id} failed after {} sent: {error}",

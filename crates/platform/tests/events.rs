@@ -207,6 +207,117 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
 }
 
 #[tokio::test]
+async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let events: Vec<_> = (0..3).map(|i| event(&subject, &format!("e{i}"))).collect();
+    enqueue(&db.pool, &events).await;
+    // A relay claimed the first two and died before marking them sent.
+    sqlx::query("UPDATE outbox SET claimed_until = now() + interval '1 hour' WHERE id = ANY($1)")
+        .bind(vec![events[0].id, events[1].id])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let settings = RelaySettings::default();
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &settings)
+            .await
+            .unwrap(),
+        1,
+        "only the row nobody holds is published"
+    );
+    assert_eq!(outbox::backlog(&db.pool).await.unwrap(), 2);
+
+    sqlx::query("UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE claimed_until IS NOT NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &settings)
+            .await
+            .unwrap(),
+        2,
+        "once the lease has run out, the rows are anyone's"
+    );
+    assert_eq!(outbox::backlog(&db.pool).await.unwrap(), 0);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM outbox WHERE claimed_until IS NOT NULL"
+        )
+        .await,
+        0,
+        "sent rows are nobody's"
+    );
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_publish_gives_its_rows_back_for_the_next_round() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let tag = Uuid::new_v4().simple().to_string();
+    // No stream covers this subject yet: JetStream refuses the publish.
+    let subject = format!("t{tag}.events");
+    let events: Vec<_> = (0..3).map(|i| event(&subject, &format!("e{i}"))).collect();
+    enqueue(&db.pool, &events).await;
+
+    let error = outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
+        .await
+        .expect_err("no stream takes the subject");
+    assert!(
+        error.to_string().contains(&events[0].id.to_string()),
+        "the error names the first row that failed: {error}"
+    );
+    assert_eq!(outbox::backlog(&db.pool).await.unwrap(), 3);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM outbox WHERE claimed_until IS NOT NULL"
+        )
+        .await,
+        0,
+        "nothing stays claimed after a failed round"
+    );
+    let (attempts, last_error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE id = $1")
+            .bind(events[0].id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(last_error.is_some(), "the failure is kept on the row");
+
+    jetstream
+        .create_stream(stream::Config {
+            name: format!("T{tag}"),
+            subjects: vec![format!("t{tag}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
+            .await
+            .unwrap(),
+        3,
+        "the next round sends them all, without waiting out a lease"
+    );
+    let stream = jetstream.get_stream(format!("T{tag}")).await.unwrap();
+    for (sequence, expected) in (1..=3).zip(&events) {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        assert_eq!(
+            message.headers.get("Nats-Msg-Id").unwrap().as_str(),
+            expected.id.to_string(),
+            "still in write order"
+        );
+    }
+    jetstream.delete_stream(format!("T{tag}")).await.unwrap();
+}
+
+#[tokio::test]
 async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
     let db = database().await;
     let mut server = NatsServer::unstarted();
