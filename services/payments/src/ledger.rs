@@ -114,6 +114,7 @@ pub async fn mark_paid(
         user_email: checkout.user_email.clone(),
         amount_minor: checkout.amount_minor,
         currency: checkout.currency.clone(),
+        showtime_id: checkout.showtime_id.to_string(),
     };
     enqueue(
         connection,
@@ -158,6 +159,7 @@ pub async fn end_checkout(
         checkout_id: checkout.id.to_string(),
         hold_id: checkout.hold_id.to_string(),
         user_id: checkout.user_id.clone(),
+        showtime_id: checkout.showtime_id.to_string(),
     };
     enqueue(
         connection,

@@ -794,6 +794,7 @@ async fn a_user_sees_their_own_bookings_and_never_another_users() {
         user_email: "wendy@example.com".into(),
         amount_minor: 50_000,
         currency: "INR".into(),
+        showtime_id: showtime.to_string(),
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", event_id.to_string().as_str());

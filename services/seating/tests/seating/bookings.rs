@@ -23,6 +23,7 @@ pub(crate) fn completed(hold: &pb::Hold, checkout_id: &str) -> Vec<u8> {
         user_email: "ann@example.com".into(),
         amount_minor: 50_000,
         currency: "INR".into(),
+        showtime_id: hold.showtime_id.clone(),
     }
     .encode_to_vec()
 }
@@ -243,6 +244,7 @@ async fn an_expired_checkout_releases_the_hold() {
         checkout_id: "cs_gone".into(),
         hold_id: hold.id.clone(),
         user_id: "ann".into(),
+        showtime_id: hold.showtime_id.clone(),
     };
     f.publish(
         &jetstream,
@@ -311,6 +313,91 @@ async fn a_malformed_event_is_dead_lettered_and_a_later_good_event_still_applies
         1
     );
     assert_eq!(f.seats_in(pb::SeatState::Booked).await, ["E5"]);
+}
+
+#[tokio::test]
+async fn paid_holds_arriving_together_each_become_one_booking_beside_a_bad_event() {
+    let f = fixture().await;
+    let jetstream = f.jetstream().await;
+    let rows = ["A", "B", "C", "D", "E"];
+    let mut holds = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let seats = [format!("{row}1"), format!("{row}2")];
+        let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+        holds.push(f.hold(&format!("user{i}"), &seats).await.unwrap());
+    }
+    // Published back to back, acknowledgements awaited afterwards, so the
+    // consumer finds them at hand together (a batch), with an undecodable
+    // event among them that must not take its neighbours down.
+    let mut acks = Vec::new();
+    for (i, hold) in holds.iter().enumerate() {
+        if i == 2 {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+            acks.push(
+                jetstream
+                    .publish_with_headers(
+                        f.subject("payments.checkout.completed"),
+                        headers,
+                        b"\xff not protobuf".to_vec().into(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+        acks.push(
+            jetstream
+                .publish_with_headers(
+                    f.subject("payments.checkout.completed"),
+                    headers,
+                    completed(hold, &format!("cs_together_{i}")).into(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    f.payments_consumed(&jetstream).await;
+    wait_for_outbox(&f).await;
+
+    let (confirmed, rejected) = booking_events(&f, &jetstream).await;
+    assert!(rejected.is_empty());
+    let mut checkouts: Vec<_> = confirmed.iter().map(|e| e.checkout_id.clone()).collect();
+    checkouts.sort();
+    let expected: Vec<_> = (0..holds.len())
+        .map(|i| format!("cs_together_{i}"))
+        .collect();
+    assert_eq!(checkouts, expected, "one bookings.confirmed per paid hold");
+    for (event, hold) in confirmed.iter().map(|e| {
+        let i: usize = e.checkout_id["cs_together_".len()..].parse().unwrap();
+        (e, &holds[i])
+    }) {
+        assert_eq!(event.user_id, hold.user_id);
+        assert_eq!(
+            event.seats,
+            hold.seats
+                .iter()
+                .map(|s| s.label.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        count(f.seating.pool(), "SELECT count(*) FROM bookings").await,
+        holds.len() as i64
+    );
+    assert_eq!(
+        count(f.seating.pool(), "SELECT count(*) FROM dead_letters").await,
+        1,
+        "only the undecodable event is dead-lettered"
+    );
+    assert_eq!(
+        f.seats_in(pb::SeatState::Booked).await.len(),
+        2 * holds.len()
+    );
 }
 
 #[tokio::test]
