@@ -272,11 +272,13 @@ async fn a_notifier_restarted_mid_stream_loses_nothing_and_doubles_nothing() {
     assert!(settings.retry().ack_wait() > std::time::Duration::from_secs(30));
     let mut notifier = harness::start(Some(sink.url()), settings).await;
     let batch = 100;
-    for i in 0..batch {
-        notifier
-            .publish_confirmed(&booking_confirmed(&format!("RST{i:03}")))
-            .await;
-    }
+    // Published all at once (acknowledgements awaited together): published
+    // one by one, a fast notifier could send each as it came and be done
+    // before the restart.
+    let first: Vec<_> = (0..batch)
+        .map(|i| booking_confirmed(&format!("RST{i:03}")))
+        .collect();
+    futures::future::join_all(first.iter().map(|event| notifier.publish_confirmed(event))).await;
     eventually("the first emails arriving", || async { sink.count() >= 5 }).await;
     notifier.restart().await;
     let at_restart = sink.count();
