@@ -329,22 +329,14 @@ async fn paid_holds_arriving_together_each_become_one_booking_beside_a_bad_event
     // Published back to back, acknowledgements awaited afterwards, so the
     // consumer finds them at hand together (a batch), with an undecodable
     // event among them that must not take its neighbours down.
+    let mut payloads: Vec<Vec<u8>> = holds
+        .iter()
+        .enumerate()
+        .map(|(i, hold)| completed(hold, &format!("cs_together_{i}")))
+        .collect();
+    payloads.insert(2, b"\xff not protobuf".to_vec());
     let mut acks = Vec::new();
-    for (i, hold) in holds.iter().enumerate() {
-        if i == 2 {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
-            acks.push(
-                jetstream
-                    .publish_with_headers(
-                        f.subject("payments.checkout.completed"),
-                        headers,
-                        b"\xff not protobuf".to_vec().into(),
-                    )
-                    .await
-                    .unwrap(),
-            );
-        }
+    for payload in payloads {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
         acks.push(
@@ -352,7 +344,7 @@ async fn paid_holds_arriving_together_each_become_one_booking_beside_a_bad_event
                 .publish_with_headers(
                     f.subject("payments.checkout.completed"),
                     headers,
-                    completed(hold, &format!("cs_together_{i}")).into(),
+                    payload.into(),
                 )
                 .await
                 .unwrap(),
