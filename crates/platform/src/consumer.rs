@@ -94,17 +94,7 @@ pub trait Handler: Send + Sync + 'static {
         connection: &'a mut PgConnection,
         deliveries: &'a [Delivery<'a>],
     ) -> impl Future<Output = Result<Vec<Self::Committed>, HandlerError>> + Send + 'a {
-        async move {
-            let mut committed = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                let handled = self
-                    .handle(&mut *connection, delivery)
-                    .instrument(delivery.span.clone())
-                    .await?;
-                committed.push(handled);
-            }
-            Ok(committed)
-        }
+        handle_each(self, connection, deliveries.iter())
     }
 
     /// Runs after the commit of an event that took effect (not for
@@ -113,6 +103,27 @@ pub trait Handler: Send + Sync + 'static {
         let _ = committed;
         async {}
     }
+}
+
+/// Applies `deliveries` one at a time, in the order given, each inside its
+/// own span: the default [`Handler::handle_batch`], and the body of a batch
+/// handler that only needs its events in another order (seating takes its
+/// showtimes' locks in one order).
+pub async fn handle_each<'a, H: Handler + ?Sized>(
+    handler: &'a H,
+    connection: &'a mut PgConnection,
+    deliveries: impl IntoIterator<Item = &'a Delivery<'a>> + Send + 'a,
+) -> Result<Vec<H::Committed>, HandlerError> {
+    let deliveries = deliveries.into_iter();
+    let mut committed = Vec::with_capacity(deliveries.size_hint().0);
+    for delivery in deliveries {
+        let handled = handler
+            .handle(&mut *connection, delivery)
+            .instrument(delivery.span.clone())
+            .await?;
+        committed.push(handled);
+    }
+    Ok(committed)
 }
 
 /// Where a consumer reads from.

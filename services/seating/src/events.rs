@@ -41,13 +41,12 @@
 
 use std::sync::Arc;
 
-use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
+use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError};
 use platform::outbox::{self, OutboxEvent, RelayWaker};
 use prost::Message as _;
 use proto::events::v1 as events_pb;
 use proto::time::to_timestamp;
 use sqlx::PgConnection;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -296,22 +295,13 @@ impl Handler for PaymentsHandler {
         connection: &'a mut PgConnection,
         deliveries: &'a [Delivery<'a>],
     ) -> Result<Vec<Self::Committed>, HandlerError> {
-        let mut order: Vec<(String, usize)> = deliveries
+        let mut keyed: Vec<(String, &'a Delivery<'a>)> = deliveries
             .iter()
-            .enumerate()
-            .map(|(i, delivery)| (self.showtime_of(delivery), i))
+            .map(|delivery| (self.showtime_of(delivery), delivery))
             .collect();
-        order.sort_unstable();
-        let mut committed = Vec::with_capacity(deliveries.len());
-        for (_, i) in order {
-            let delivery = &deliveries[i];
-            let handled = self
-                .handle(&mut *connection, delivery)
-                .instrument(delivery.span.clone())
-                .await?;
-            committed.push(handled);
-        }
-        Ok(committed)
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let ordered: Vec<&'a Delivery<'a>> = keyed.into_iter().map(|(_, d)| d).collect();
+        consumer::handle_each(self, connection, ordered).await
     }
 
     async fn after_commit(&self, changes: Self::Committed) {
