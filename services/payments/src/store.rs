@@ -331,38 +331,28 @@ pub async fn payment_for_checkout(
 
 // ---------------------------------------------------------------- provider events
 
-/// Records a provider event id. `false` when it was seen before (a replay).
+/// Records a provider event with what handling it did (for operators
+/// reading the table). `false` when the id was recorded before (a replay);
+/// a delivery of the same event still in flight is waited for.
 pub async fn record_provider_event(
     connection: &mut PgConnection,
     id: &str,
     event_type: &str,
+    checkout_id: Option<Uuid>,
+    outcome: &str,
 ) -> Result<bool, PaymentsError> {
     Ok(sqlx::query(
-        "INSERT INTO provider_events (id, type, outcome) VALUES ($1, $2, 'received') \
+        "INSERT INTO provider_events (id, type, checkout_id, outcome) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(event_type)
+    .bind(checkout_id)
+    .bind(outcome)
     .execute(connection)
     .await?
     .rows_affected()
         == 1)
-}
-
-/// What handling the event did, for operators reading the table.
-pub async fn set_event_outcome(
-    connection: &mut PgConnection,
-    id: &str,
-    checkout_id: Option<Uuid>,
-    outcome: &str,
-) -> Result<(), PaymentsError> {
-    sqlx::query("UPDATE provider_events SET checkout_id = $2, outcome = $3 WHERE id = $1")
-        .bind(id)
-        .bind(checkout_id)
-        .bind(outcome)
-        .execute(connection)
-        .await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------- refunds

@@ -1,8 +1,9 @@
 //! Stripe's events, after the signature was verified ([`crate::signature`]):
 //! parsed, stored by id, and applied — all in one transaction.
 //!
-//! - The event id is inserted into `provider_events` first; a replay finds it
-//!   and is acknowledged without doing anything again.
+//! - The event id goes into `provider_events` with its outcome, last, in the
+//!   transaction that applied it; a replay finds it taken, rolls back and is
+//!   acknowledged without anything done again.
 //! - `checkout.session.completed` (paid → paid; unpaid → processing),
 //!   `checkout.session.async_payment_succeeded` and
 //!   `checkout.session.expired` apply the session through
@@ -22,15 +23,16 @@
 //! is recorded but the event and its outcome `refused: …`, logged as an
 //! error for an operator, and acknowledged (a retry would be refused again).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::checkouts::{Checkouts, log_applied};
 use crate::domain::{CheckoutStatus, PaymentsError};
-use crate::ledger;
+use crate::ledger::{self, Applied};
 use crate::refunds::refund_outcome;
-use crate::store;
+use crate::store::{self, Checkout};
 use crate::stripe::{Refund, Session};
 
 /// A Stripe event as payments reads it.
@@ -102,16 +104,46 @@ pub enum Handled {
     Recorded(String),
 }
 
-/// Records and applies one event in one transaction.
+/// Applies one event and records it, in one transaction.
+///
+/// The event id is written last, with its outcome: one statement rather than
+/// an insert before the work and an update after it. A replay, even one
+/// arriving while the first delivery is still being applied, finds the id
+/// taken and rolls back what it did, which was nothing new: the checkout's
+/// (or refund's) row lock made it wait for the first delivery and then find
+/// the work done.
 pub async fn handle(checkouts: &Checkouts, event: &Event) -> Result<Handled, PaymentsError> {
     let now = Utc::now();
     let mut tx = checkouts.pool().begin().await?;
-    if !store::record_provider_event(&mut tx, &event.id, &event.kind).await? {
+    let (checkout_id, outcome, applied) = apply(checkouts, &mut tx, event, now).await?;
+    if !store::record_provider_event(&mut tx, &event.id, &event.kind, checkout_id, &outcome).await?
+    {
+        tx.rollback().await?;
         tracing::info!(event = %event.id, kind = %event.kind, "Stripe event replayed; ignored");
         return Ok(Handled::Replay);
     }
+    tx.commit().await?;
+    if let Some((checkout, applied)) = applied {
+        log_applied(&checkout, &applied, &event.kind);
+    }
+    checkouts.wake_relay();
+    Ok(Handled::Recorded(outcome))
+}
+
+/// What applying an event did: the checkout it concerned, the outcome for
+/// `provider_events`, and what a checkout event did to its checkout (logged
+/// once the event is known not to be a replay).
+type Application = (Option<Uuid>, String, Option<(Checkout, Applied)>);
+
+/// Applies `event` inside `tx`, without recording it.
+async fn apply(
+    checkouts: &Checkouts,
+    tx: &mut PgConnection,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<Application, PaymentsError> {
     let subjects = checkouts.subjects();
-    let (checkout_id, outcome) = match (&event.object, event.kind.as_str()) {
+    match (&event.object, event.kind.as_str()) {
         (
             EventObject::Session(session),
             kind @ ("checkout.session.completed"
@@ -119,28 +151,25 @@ pub async fn handle(checkouts: &Checkouts, event: &Event) -> Result<Handled, Pay
             | "checkout.session.async_payment_failed"
             | "checkout.session.expired"),
         ) => {
-            let Some(checkout_id) = checkout_id_of(session) else {
+            let checkout = match checkout_id_of(session) {
+                Some(checkout_id) => store::lock_checkout(&mut *tx, checkout_id).await?,
+                None => None,
+            };
+            let Some(checkout) = checkout else {
                 tracing::warn!(event = %event.id, session = %session.id,
                     "Stripe event names no checkout of ours; acknowledged, nothing changed");
-                store::set_event_outcome(&mut tx, &event.id, None, "unknown checkout").await?;
-                tx.commit().await?;
-                return Ok(Handled::Recorded("unknown checkout".into()));
-            };
-            let Some(checkout) = store::lock_checkout(&mut tx, checkout_id).await? else {
-                tracing::warn!(event = %event.id, checkout = %checkout_id,
-                    "Stripe event names an unknown checkout; acknowledged, nothing changed");
-                store::set_event_outcome(&mut tx, &event.id, None, "unknown checkout").await?;
-                tx.commit().await?;
-                return Ok(Handled::Recorded("unknown checkout".into()));
+                return Ok((None, "unknown checkout".into(), None));
             };
             let applied = if kind == "checkout.session.async_payment_failed" {
-                ledger::end_checkout(&mut tx, subjects, &checkout, CheckoutStatus::Failed, now)
-                    .await?
+                ledger::end_checkout(tx, subjects, &checkout, CheckoutStatus::Failed, now).await?
             } else {
-                ledger::apply_session(&mut tx, subjects, &checkout, session, "webhook", now).await?
+                ledger::apply_session(tx, subjects, &checkout, session, "webhook", now).await?
             };
-            log_applied(&checkout, &applied, &event.kind);
-            (Some(checkout_id), applied.outcome())
+            Ok((
+                Some(checkout.id),
+                applied.outcome(),
+                Some((checkout, applied)),
+            ))
         }
         (EventObject::Refund(refund), "refund.updated" | "refund.failed") => {
             let ours = refund
@@ -148,40 +177,36 @@ pub async fn handle(checkouts: &Checkouts, event: &Event) -> Result<Handled, Pay
                 .get("refund_id")
                 .and_then(|id| Uuid::parse_str(id).ok());
             let locked = match ours {
-                Some(id) => store::lock_refund(&mut tx, id).await?,
+                Some(id) => store::lock_refund(&mut *tx, id).await?,
                 None => None,
             };
             let locked = match locked {
                 Some(found) => Some(found),
-                None => store::lock_refund_by_provider_id(&mut tx, &refund.id).await?,
+                None => store::lock_refund_by_provider_id(&mut *tx, &refund.id).await?,
             };
-            match locked {
-                Some(ours) => {
-                    let changed = ledger::settle_refund(
-                        &mut tx,
-                        subjects,
-                        &ours,
-                        &refund_outcome(refund),
-                        Some(&refund.id),
-                        now,
-                    )
-                    .await?;
-                    tracing::info!(event = %event.id, refund = %ours.id, status = %refund.status, changed,
-                        "refund update applied");
-                    (Some(ours.checkout_id), format!("refund {}", refund.status))
-                }
-                None => {
-                    tracing::warn!(event = %event.id, refund = %refund.id, "update for an unknown refund; acknowledged");
-                    (None, "unknown refund".into())
-                }
-            }
+            let Some(ours) = locked else {
+                tracing::warn!(event = %event.id, refund = %refund.id, "update for an unknown refund; acknowledged");
+                return Ok((None, "unknown refund".into(), None));
+            };
+            let changed = ledger::settle_refund(
+                tx,
+                subjects,
+                &ours,
+                &refund_outcome(refund),
+                Some(&refund.id),
+                now,
+            )
+            .await?;
+            tracing::info!(event = %event.id, refund = %ours.id, status = %refund.status, changed,
+                "refund update applied");
+            Ok((
+                Some(ours.checkout_id),
+                format!("refund {}", refund.status),
+                None,
+            ))
         }
-        _ => (None, "ignored".into()),
-    };
-    store::set_event_outcome(&mut tx, &event.id, checkout_id, &outcome).await?;
-    tx.commit().await?;
-    checkouts.wake_relay();
-    Ok(Handled::Recorded(outcome))
+        _ => Ok((None, "ignored".into(), None)),
+    }
 }
 
 /// Our checkout id: the metadata we set, else `client_reference_id`.

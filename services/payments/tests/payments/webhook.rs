@@ -20,6 +20,28 @@ async fn open_checkout(f: &Fixture) -> (seating_pb::Hold, pb::Checkout) {
 }
 
 #[tokio::test]
+async fn one_event_delivered_five_times_at_once_is_applied_and_recorded_once() {
+    let f = fixture(Provider::Stripe).await;
+    let (_, checkout) = open_checkout(&f).await;
+    let session = f.stripe().pay(&checkout.session_id);
+    let payload = event("checkout.session.completed", &session);
+    let send = || f.send_payload(&payload);
+    let answers = tokio::join!(send(), send(), send(), send(), send());
+    for (status, body) in [answers.0, answers.1, answers.2, answers.3, answers.4] {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(f.count("SELECT count(*) FROM payments").await, 1);
+    assert_eq!(
+        f.count("SELECT count(*) FROM provider_events WHERE outcome = 'paid'")
+            .await,
+        1,
+        "the event is recorded once, with what it did"
+    );
+    assert_eq!(f.count("SELECT count(*) FROM provider_events").await, 1);
+    assert_eq!(f.events_on("payments.checkout.completed").await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_valid_webhook_replayed_three_times_makes_one_payment_one_event_and_one_booking() {
     let f = fixture(Provider::Stripe).await;
     let (hold, checkout) = open_checkout(&f).await;
