@@ -21,11 +21,13 @@ use prost::Message as _;
 use proto::events::v1 as events_pb;
 use sqlx::PgPool;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::accounts::{
     self, AccountError, DisplayName, EmailAddress, Password, Token, hash_password, verify_password,
 };
 use crate::error::Error;
+use crate::session_cache::{Ended, SessionCache};
 use crate::store::{self, User};
 use crate::throttle;
 
@@ -68,6 +70,7 @@ pub struct Accounts {
     reset_subject: String,
     relay: RelayWaker,
     sign_up_limit: throttle::Limit,
+    sessions: SessionCache,
 }
 
 impl Accounts {
@@ -90,7 +93,18 @@ impl Accounts {
             sign_up_limit: throttle::sign_up_per_address(
                 throttle::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             ),
+            sessions: SessionCache::disabled(),
         }
+    }
+
+    /// Keeps session lookups in `sessions` (see [`crate::session_cache`]).
+    pub fn with_session_cache(mut self, sessions: SessionCache) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    pub fn session_cache(&self) -> &SessionCache {
+        &self.sessions
     }
 
     /// Allows `max` sign-ups per client address and hour.
@@ -183,6 +197,9 @@ impl Accounts {
             .await?;
         if let Some(previous) = previous {
             store::delete_session(&self.pool, &previous.token_hash).await?;
+            self.sessions
+                .ended(Ended::Session(previous.token_hash.clone()))
+                .await;
         }
         tracing::info!(user = %user.id, "signed in");
         self.start_session(user).await
@@ -210,18 +227,31 @@ impl Accounts {
         })
     }
 
-    /// The live session a cookie names, if any. Activity is recorded at
+    /// The live session a cookie names, if any: from this replica's cache
+    /// when it has it, else from the database. Activity is recorded at
     /// most once a minute, so a busy page does not write on every request.
     pub async fn session(&self, token: &Token) -> Result<Option<LiveSession>, Error> {
         let now = Utc::now();
+        let idle_since = now - self.lifetimes.idle;
         let token_hash = token.digest();
-        let Some(found) =
-            store::live_session(&self.pool, &token_hash, now, now - self.lifetimes.idle).await?
-        else {
-            return Ok(None);
+        let found = match self.sessions.get(&token_hash, Instant::now()) {
+            Some(cached) if cached.is_live(now, idle_since) => cached,
+            Some(_) => return Ok(None),
+            None => {
+                let generation = self.sessions.generation();
+                let Some(found) =
+                    store::live_session(&self.pool, &token_hash, now, idle_since).await?
+                else {
+                    return Ok(None);
+                };
+                self.sessions
+                    .put(&token_hash, &found, generation, Instant::now());
+                found
+            }
         };
         if now - found.last_seen_at > Duration::minutes(1) {
             store::touch_session(&self.pool, &token_hash, now).await?;
+            self.sessions.seen(&token_hash, now);
         }
         Ok(Some(LiveSession {
             user: found.user,
@@ -233,6 +263,9 @@ impl Accounts {
     /// Ends this session.
     pub async fn sign_out(&self, session: &LiveSession) -> Result<(), Error> {
         store::delete_session(&self.pool, &session.token_hash).await?;
+        self.sessions
+            .ended(Ended::Session(session.token_hash.clone()))
+            .await;
         tracing::info!(user = %session.user.id, "signed out");
         Ok(())
     }
@@ -240,6 +273,7 @@ impl Accounts {
     /// Ends every session of the account, this one included.
     pub async fn sign_out_everywhere(&self, session: &LiveSession) -> Result<u64, Error> {
         let ended = store::delete_user_sessions(&self.pool, session.user.id).await?;
+        self.sessions.ended(Ended::Account(session.user.id)).await;
         tracing::info!(user = %session.user.id, ended, "signed out everywhere");
         Ok(ended)
     }
@@ -251,7 +285,10 @@ impl Accounts {
         display_name: &str,
     ) -> Result<User, Error> {
         let display_name = DisplayName::parse(display_name)?;
-        store::update_display_name(&self.pool, session.user.id, display_name.as_str()).await
+        let user =
+            store::update_display_name(&self.pool, session.user.id, display_name.as_str()).await?;
+        self.sessions.ended(Ended::Account(session.user.id)).await;
+        Ok(user)
     }
 
     /// Changes the password after checking the current one; the account's
@@ -275,6 +312,7 @@ impl Accounts {
             Some(&session.token_hash),
         )
         .await?;
+        self.sessions.ended(Ended::Account(session.user.id)).await;
         tracing::info!(user = %session.user.id, "password changed; other sessions ended");
         Ok(())
     }
@@ -354,6 +392,7 @@ impl Accounts {
         let hash = hash_password(&new).await?;
         let user =
             store::complete_password_reset(&self.pool, &token.digest(), &hash, Utc::now()).await?;
+        self.sessions.ended(Ended::Account(user)).await;
         tracing::info!(%user, "password reset; every session ended");
         Ok(())
     }
@@ -369,6 +408,7 @@ impl Accounts {
     ) -> Result<StaffOutcome, Error> {
         let email = EmailAddress::parse(email)?;
         if let Some(user) = store::promote_to_staff(&self.pool, &email.key()).await? {
+            self.sessions.ended(Ended::Account(user.id)).await;
             return Ok(StaffOutcome::Promoted(user));
         }
         let password = password.ok_or_else(|| {

@@ -47,6 +47,7 @@ pub mod seat_events;
 pub mod seat_selection;
 pub mod seating_client;
 pub mod session;
+pub mod session_cache;
 pub mod store;
 pub mod throttle;
 pub mod views;
@@ -73,6 +74,7 @@ use crate::payments_client::PaymentsClient;
 use crate::seat_events::SeatEvents;
 use crate::seating_client::SeatingClient;
 use crate::session::CookiePolicy;
+use crate::session_cache::SessionCache;
 
 const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:50051";
@@ -95,6 +97,11 @@ pub const REQUEST_BODY_LIMIT: usize = 64 * 1024;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: data:; \
      frame-src https://www.youtube-nocookie.com; frame-ancestors 'none'; base-uri 'self'; \
      form-action 'self'; object-src 'none'";
+
+/// How long a replica keeps a session lookup by default (seconds).
+pub const DEFAULT_SESSION_CACHE_SECS: u64 = 10;
+/// The most `SESSION_CACHE_SECS` may be.
+pub const MAX_SESSION_CACHE_SECS: u64 = 300;
 
 /// The gateway role's configuration.
 #[derive(clap::Args, Clone, Debug)]
@@ -129,6 +136,11 @@ pub struct Config {
     /// A session ends this long after sign-in, however active (seconds).
     #[arg(long, env = "SESSION_ABSOLUTE_SECS", default_value_t = 7 * 24 * 60 * 60)]
     pub session_absolute_secs: u64,
+    /// How long a replica keeps a session lookup in memory (seconds; 0
+    /// never). A sign-out reaches every replica over NATS at once; should
+    /// that message be lost, a copy lives at most this long.
+    #[arg(long, env = "SESSION_CACHE_SECS", default_value_t = DEFAULT_SESSION_CACHE_SECS)]
+    pub session_cache_secs: u64,
     /// Take the client address (for sign-in throttling) from the last
     /// `X-Forwarded-For` entry; set it only behind a proxy that appends it.
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
@@ -153,6 +165,7 @@ impl Default for Config {
             gateway_database_url: DEFAULT_DATABASE_URL.to_owned(),
             session_idle_secs: 12 * 60 * 60,
             session_absolute_secs: 7 * 24 * 60 * 60,
+            session_cache_secs: DEFAULT_SESSION_CACHE_SECS,
             trust_forwarded_for: false,
             sign_ups_per_address_per_hour: throttle::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             grpc: Default::default(),
@@ -188,6 +201,16 @@ impl Config {
             idle: seconds(self.session_idle_secs),
             absolute: seconds(self.session_absolute_secs),
         })
+    }
+
+    fn session_cache_ttl(&self) -> anyhow::Result<std::time::Duration> {
+        anyhow::ensure!(
+            self.session_cache_secs <= MAX_SESSION_CACHE_SECS,
+            "SESSION_CACHE_SECS must be at most {MAX_SESSION_CACHE_SECS} (it bounds how long a \
+             sign-out may go unnoticed by another replica), not {}",
+            self.session_cache_secs
+        );
+        Ok(std::time::Duration::from_secs(self.session_cache_secs))
     }
 
     /// The gateway's database pool.
@@ -286,6 +309,10 @@ impl AppState {
         let payments = platform::grpc::channel(&config.payments_url, "PAYMENTS_URL", &config.grpc)?;
         let analytics =
             platform::grpc::channel(&config.analytics_url, "ANALYTICS_URL", &config.grpc)?;
+        let sessions = SessionCache::new(
+            config.session_cache_ttl()?,
+            Some((nats.clone(), SessionCache::subject(&subject_prefix))),
+        );
         let accounts = Accounts::new(
             pool,
             config.session_lifetimes()?,
@@ -293,7 +320,8 @@ impl AppState {
             &subject_prefix,
             relay,
         )
-        .with_sign_up_limit(config.sign_ups_per_address_per_hour);
+        .with_sign_up_limit(config.sign_ups_per_address_per_hour)
+        .with_session_cache(sessions);
         Ok(Self {
             catalog: CatalogClient::new(catalog, public_base_url.clone()),
             seating: SeatingClient::new(seating),
@@ -358,6 +386,7 @@ pub async fn serve(
             Ok(())
         }
     });
+    tasks.spawn(accounts.session_cache().clone().listen(shutdown.clone()));
     tasks.spawn(tidy_sessions(accounts, shutdown.clone()));
     tasks.spawn(platform::http::serve(
         listener,

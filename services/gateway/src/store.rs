@@ -44,6 +44,16 @@ pub struct SessionRecord {
     pub user: User,
     pub csrf_token: String,
     pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SessionRecord {
+    /// What [`live_session`] asks of a session, for a copy kept in memory
+    /// (`crate::session_cache`): not past its absolute end, seen since
+    /// `idle_since`.
+    pub fn is_live(&self, now: DateTime<Utc>, idle_since: DateTime<Utc>) -> bool {
+        self.expires_at > now && self.last_seen_at > idle_since
+    }
 }
 
 fn db_error(error: sqlx::Error) -> Error {
@@ -211,7 +221,7 @@ pub async fn live_session(
     idle_since: DateTime<Utc>,
 ) -> Result<Option<SessionRecord>, Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, s.csrf_token, s.last_seen_at \
+        "SELECT {USER_COLUMNS}, s.csrf_token, s.last_seen_at, s.expires_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
     ))
@@ -225,6 +235,7 @@ pub async fn live_session(
         user: User::from_row(&row),
         csrf_token: row.get("csrf_token"),
         last_seen_at: row.get("last_seen_at"),
+        expires_at: row.get("expires_at"),
     }))
 }
 

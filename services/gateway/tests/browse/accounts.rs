@@ -12,9 +12,12 @@ use serde_json::Value;
 use crate::harness::{Gateway, PASSWORD, classic_showtime, header, set_cookie, set_cookie_header};
 
 async fn get_me(gateway: &Gateway, cookie: &str) -> u16 {
-    gateway
-        .http
-        .get(format!("{}/api/v1/me", gateway.url))
+    me_status(&gateway.http, &gateway.url, cookie).await
+}
+
+/// The status of `GET /api/v1/me` with `cookie` at the gateway at `url`.
+async fn me_status(http: &reqwest::Client, url: &str, cookie: &str) -> u16 {
+    http.get(format!("{url}/api/v1/me"))
         .header("cookie", cookie)
         .send()
         .await
@@ -225,6 +228,100 @@ async fn session_cookies_are_http_only_and_same_site_lax() {
     assert!(header(&unknown, "location").starts_with("/login?next="));
     let cleared = set_cookie_header(&unknown, "bms_session").expect("cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+/// Polls `GET /api/v1/me` at `url` until it answers `status`, for at most
+/// five seconds (far below the replica's cache lifetime in the test below,
+/// so only the announcement can make it change).
+async fn until_me_answers(http: &reqwest::Client, url: &str, cookie: &str, status: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let actual = me_status(http, url, cookie).await;
+        if actual == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} still answers {actual}, not {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
+    let gateway = Gateway::with_demo_programme().await;
+    // The replica keeps what it looked up for five minutes (the most it
+    // may): only the ending that the first gateway announces can make it
+    // let go within the five seconds `until_me_answers` waits.
+    let replica = gateway.replica(gateway::MAX_SESSION_CACHE_SECS).await;
+    let http = &gateway.http;
+    let laptop = gateway.session_of("nina").await;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let (status, body, session) = gateway.login("nina@example.com", PASSWORD).await;
+        assert_eq!(status, 200, "{body}");
+        others.push(session.expect("a session"));
+    }
+    let (phone, tablet) = (&others[0], &others[1]);
+    for session in [&laptop, phone, tablet] {
+        until_me_answers(http, &replica, &session.cookie, 200).await;
+    }
+
+    // One session signed out on the first gateway: over on both, the
+    // account's other sessions untouched.
+    let out = gateway
+        .with_session(Method::POST, "/api/v1/auth/logout", &laptop)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    assert_eq!(get_me(&gateway, &laptop.cookie).await, 401);
+    until_me_answers(http, &replica, &laptop.cookie, 401).await;
+    assert_eq!(me_status(http, &replica, &phone.cookie).await, 200);
+
+    // A password change on the first gateway ends the account's other
+    // sessions on the replica too, and keeps the one that made it.
+    let changed = gateway
+        .with_session(Method::POST, "/api/v1/me/password", phone)
+        .json(
+            &serde_json::json!({ "current_password": PASSWORD, "new_password": "new password 2" }),
+        )
+        .send()
+        .await
+        .expect("change password");
+    assert_eq!(changed.status(), 200);
+    until_me_answers(http, &replica, &tablet.cookie, 401).await;
+    assert_eq!(me_status(http, &replica, &phone.cookie).await, 200);
+
+    // A new display name shows on the replica without waiting either.
+    let renamed = gateway
+        .with_session(Method::PATCH, "/api/v1/me", phone)
+        .json(&serde_json::json!({ "display_name": "Nina N." }))
+        .send()
+        .await
+        .expect("PATCH me");
+    assert_eq!(renamed.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let me: Value = http
+            .get(format!("{replica}/api/v1/me"))
+            .header("cookie", &phone.cookie)
+            .send()
+            .await
+            .expect("GET me")
+            .json()
+            .await
+            .expect("JSON");
+        if me["display_name"] == "Nina N." {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica still shows {me}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

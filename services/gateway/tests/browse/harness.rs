@@ -172,6 +172,36 @@ impl Gateway {
         }
     }
 
+    /// Another gateway replica over this one's database and subjects, as a
+    /// deployment with two gateways has, keeping session lookups for
+    /// `session_cache_secs`; its URL. It stops with this gateway.
+    pub async fn replica(&self, session_cache_secs: u64) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let config = gateway::Config {
+            catalog_url: dead_url(),
+            seating_url: dead_url(),
+            payments_url: dead_url(),
+            analytics_url: dead_url(),
+            public_base_url: url.clone(),
+            session_cache_secs,
+            ..Default::default()
+        };
+        let deps = gateway::Deps {
+            nats_url: test_support::nats_url(),
+            subject_prefix: self.prefix.clone(),
+        };
+        let (pool, shutdown) = (self.db.pool.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = gateway::serve(listener, config, deps, pool, shutdown).await {
+                eprintln!("the replica gateway stopped: {error:#}");
+            }
+        });
+        url
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.url))
