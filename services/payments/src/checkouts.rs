@@ -388,7 +388,8 @@ impl Checkouts {
     /// [`Checkouts::get`], and then, while the checkout is paid but not yet
     /// booked, waiting up to `wait` (at most [`MAX_BOOKING_WAIT`]) for the
     /// booking, so the caller learns it in this answer rather than by asking
-    /// again. The answer is always a fresh read of the record.
+    /// again. The answer is the record as last written: read, or handed over
+    /// by the bookings consumer that booked it.
     pub async fn get_waiting(
         &self,
         session_id: &str,
@@ -415,9 +416,15 @@ impl Checkouts {
                 tokio::time::timeout((deadline - now).min(BOOKING_RECHECK), woken.as_mut()).await;
             woken.set(watch.woken());
             woken.as_mut().enable();
-            checkout = store::checkout_by_id(&self.inner.pool, checkout.id)
-                .await?
-                .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?;
+            // Woken by this replica's bookings consumer: the checkout it
+            // brings is as its committed update left it. Otherwise (a timer;
+            // another replica booked it) read it.
+            checkout = match watch.booked() {
+                Some(booked) => booked,
+                None => store::checkout_by_id(&self.inner.pool, checkout.id)
+                    .await?
+                    .ok_or_else(|| PaymentsError::not_found("checkout session", session_id))?,
+            };
         }
     }
 

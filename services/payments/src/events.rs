@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::PaymentsError;
-use crate::store;
+use crate::store::{self, Checkout};
 use crate::waiters::BookingWaiters;
 
 /// The durable consumer's name (also the `processed_events.consumer` key).
@@ -90,8 +90,8 @@ pub struct BookingsHandler {
 /// What a booking event changed, for the wake-ups after the commit.
 #[derive(Clone, Debug)]
 pub enum BookingOutcome {
-    /// The checkout's provider session, whose waiters are woken.
-    Booked(Option<String>),
+    /// The booked checkout, handed to whoever waits on its session.
+    Booked(Box<Checkout>),
     RefundRequested,
 }
 
@@ -112,7 +112,7 @@ impl BookingsHandler {
         let event = events_pb::BookingConfirmed::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a BookingConfirmed: {e}")))?;
         let checkout_id = parse_checkout_id(&event.checkout_id)?;
-        let Some(session) = store::set_booking_reference(connection, checkout_id, &event.reference)
+        let Some(booked) = store::set_booking_reference(connection, checkout_id, &event.reference)
             .await
             .map_err(handler_error)?
         else {
@@ -122,7 +122,7 @@ impl BookingsHandler {
             )));
         };
         tracing::info!(checkout = %checkout_id, reference = %event.reference, "booking confirmed");
-        Ok(BookingOutcome::Booked(session))
+        Ok(BookingOutcome::Booked(Box::new(booked)))
     }
 
     async fn rejected(
@@ -185,8 +185,7 @@ impl Handler for BookingsHandler {
 
     async fn after_commit(&self, outcome: BookingOutcome) {
         match outcome {
-            BookingOutcome::Booked(Some(session)) => self.waiters.wake(&session),
-            BookingOutcome::Booked(None) => {}
+            BookingOutcome::Booked(checkout) => self.waiters.wake(*checkout),
             BookingOutcome::RefundRequested => self.refunds.notify_one(),
         }
     }

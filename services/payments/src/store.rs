@@ -264,18 +264,18 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Remembers the booking seating made for a checkout; answers the
-/// checkout's provider session (for waking whoever waits on it), or `None`
-/// when the checkout is unknown.
+/// Remembers the booking seating made for a checkout; answers the checkout
+/// as it now is (handed to whoever waits on it), or `None` when the
+/// checkout is unknown.
 pub async fn set_booking_reference(
     connection: &mut PgConnection,
     checkout_id: Uuid,
     reference: &str,
-) -> Result<Option<Option<String>>, PaymentsError> {
-    Ok(sqlx::query_scalar(
+) -> Result<Option<Checkout>, PaymentsError> {
+    Ok(sqlx::query_as(&format!(
         "UPDATE checkouts SET booking_reference = $2, updated_at = now() WHERE id = $1 \
-         RETURNING session_id",
-    )
+         RETURNING {CHECKOUT_COLUMNS}"
+    ))
     .bind(checkout_id)
     .bind(reference)
     .fetch_optional(connection)

@@ -4,48 +4,63 @@
 //! checkout has no booking yet, so the success page and API clients get the
 //! booking in one answer instead of asking again and again. The bookings
 //! consumer wakes a checkout's waiters right after it commits the booking
-//! reference. Waits are keyed by the provider session the caller asked
-//! about, so a caller can start watching before its first read of the
-//! checkout. A wake-up is only a hint: the waiter reads the checkout again,
-//! and reads it on a timer too, because another replica of payments may be
-//! the one that recorded the booking.
+//! reference, handing them the checkout as its update left it, so they
+//! answer without reading it again. Waits are keyed by the provider session
+//! the caller asked about, so a caller can start watching before its first
+//! read of the checkout. Waiters also read the checkout on a timer, because
+//! another replica of payments may be the one that recorded the booking.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
-/// Checkout sessions someone is waiting on, each with the [`Notify`] its waiters
-/// share. Entries hold weak references and leave with their last waiter.
+use crate::store::Checkout;
+
+/// Checkout sessions someone is waiting on, each with the [`Booked`] slot
+/// its waiters share. Entries hold weak references and leave with their
+/// last waiter.
 #[derive(Clone, Debug, Default)]
-pub struct BookingWaiters(Arc<Mutex<HashMap<String, Weak<Notify>>>>);
+pub struct BookingWaiters(Arc<Mutex<HashMap<String, Weak<Booked>>>>);
+
+/// What the waiters of one checkout share: the wake-up, and the booked
+/// checkout it brings.
+#[derive(Debug, Default)]
+struct Booked {
+    notify: Notify,
+    checkout: OnceLock<Checkout>,
+}
 
 impl BookingWaiters {
     /// Starts watching the checkout of `session`; keep the [`Watch`] for as
     /// long as you wait.
     pub fn watch(&self, session: &str) -> Watch {
         let mut waiting = self.lock();
-        let notify = match waiting.get(session).and_then(Weak::upgrade) {
-            Some(notify) => notify,
+        let booked = match waiting.get(session).and_then(Weak::upgrade) {
+            Some(booked) => booked,
             None => {
-                let notify = Arc::new(Notify::new());
-                waiting.insert(session.to_owned(), Arc::downgrade(&notify));
-                notify
+                let booked = Arc::new(Booked::default());
+                waiting.insert(session.to_owned(), Arc::downgrade(&booked));
+                booked
             }
         };
         Watch {
             waiters: self.clone(),
             session: session.to_owned(),
-            notify,
+            booked,
         }
     }
 
-    /// Wakes everyone waiting on the checkout of `session` (its booking was
-    /// just recorded).
-    pub fn wake(&self, session: &str) {
-        let notify = self.lock().remove(session).and_then(|n| n.upgrade());
-        if let Some(notify) = notify {
-            notify.notify_waiters();
+    /// Hands `checkout`, whose booking was just recorded, to everyone
+    /// waiting on its session, and wakes them.
+    pub fn wake(&self, checkout: Checkout) {
+        let Some(session) = checkout.session_id.as_deref() else {
+            return;
+        };
+        let booked = self.lock().remove(session).and_then(|b| b.upgrade());
+        if let Some(booked) = booked {
+            let _ = booked.checkout.set(checkout);
+            booked.notify.notify_waiters();
         }
     }
 
@@ -58,7 +73,7 @@ impl BookingWaiters {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Notify>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Booked>>> {
         // The map stays consistent whatever a panicking holder did.
         self.0
             .lock()
@@ -71,7 +86,7 @@ impl BookingWaiters {
 pub struct Watch {
     waiters: BookingWaiters,
     session: String,
-    notify: Arc<Notify>,
+    booked: Arc<Booked>,
 }
 
 impl Watch {
@@ -79,7 +94,12 @@ impl Watch {
     /// `enable` on the pinned future *before* reading the checkout, so a
     /// booking recorded between the read and the wait still wakes it.
     pub fn woken(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+        self.booked.notify.notified()
+    }
+
+    /// The booked checkout, once a wake-up brought it.
+    pub fn booked(&self) -> Option<Checkout> {
+        self.booked.checkout.get().cloned()
     }
 }
 
@@ -88,10 +108,10 @@ impl Drop for Watch {
         let mut waiting = self.waiters.lock();
         // Clones are only made under the lock, so a count of one here means
         // this was the checkout's last waiter.
-        if Arc::strong_count(&self.notify) == 1
+        if Arc::strong_count(&self.booked) == 1
             && waiting
                 .get(&self.session)
-                .is_some_and(|entry| Weak::ptr_eq(entry, &Arc::downgrade(&self.notify)))
+                .is_some_and(|entry| Weak::ptr_eq(entry, &Arc::downgrade(&self.booked)))
         {
             waiting.remove(&self.session);
         }
@@ -103,6 +123,28 @@ mod tests {
     use super::*;
     use std::pin::pin;
     use std::time::Duration;
+
+    /// A checkout of `session`, booked as `BMS-TEST`.
+    fn booked_checkout(session: &str) -> Checkout {
+        Checkout {
+            id: uuid::Uuid::new_v4(),
+            hold_id: uuid::Uuid::new_v4(),
+            user_id: "ann".into(),
+            user_email: "ann@example.com".into(),
+            showtime_id: uuid::Uuid::new_v4(),
+            summary: String::new(),
+            line_items: String::new(),
+            provider: "simulated".into(),
+            session_id: Some(session.into()),
+            url: None,
+            status: "paid".into(),
+            amount_minor: 1_000,
+            currency: "EUR".into(),
+            expires_at: chrono::Utc::now(),
+            created_at: chrono::Utc::now(),
+            booking_reference: Some("BMS-TEST".into()),
+        }
+    }
 
     #[tokio::test]
     async fn a_wake_reaches_every_waiter_of_that_checkout_only() {
@@ -120,7 +162,7 @@ mod tests {
         second_woken.as_mut().enable();
         bystander_woken.as_mut().enable();
 
-        waiters.wake(booked);
+        waiters.wake(booked_checkout(booked));
         let within = Duration::from_secs(5);
         tokio::time::timeout(within, first_woken)
             .await
@@ -128,6 +170,11 @@ mod tests {
         tokio::time::timeout(within, second_woken)
             .await
             .expect("the second waiter is woken");
+        for watch in [&first, &second] {
+            let checkout = watch.booked().expect("the wake-up brings the checkout");
+            assert_eq!(checkout.booking_reference.as_deref(), Some("BMS-TEST"));
+        }
+        assert!(bystander.booked().is_none());
         assert!(
             tokio::time::timeout(Duration::from_millis(50), bystander_woken)
                 .await
@@ -143,7 +190,7 @@ mod tests {
         let watch = waiters.watch(session);
         let mut woken = pin!(watch.woken());
         woken.as_mut().enable();
-        waiters.wake(session); // e.g. while the waiter was reading the row
+        waiters.wake(booked_checkout(session)); // e.g. while the waiter was reading the row
         tokio::time::timeout(Duration::from_secs(5), woken)
             .await
             .expect("the wake-up was not lost");
