@@ -470,6 +470,9 @@ pub fn qr_png(text: &str) -> Result<Vec<u8>, ComposeError> {
     let mut encoder = png::Encoder::new(&mut png_bytes, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
+    // fdeflate: the default (miniz) compressor zeroes its large tables for
+    // every image, more work than compressing a small 1-bit QR code takes.
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder
         .write_header()
         .map_err(|e| ComposeError::QrCode(e.to_string()))?;
