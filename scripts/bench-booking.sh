@@ -34,6 +34,9 @@
 #                          rush finds its showtime unsold and the invariants
 #                          read this run only; 0: keep them      (default 1)
 #   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles    (default benchbk)
+#   BENCH_RUST_LOG         RUST_LOG of the started roles; warn,tower_http=info
+#                          adds a line per gateway request with its latency
+#                          (logs kept in the printed folder)     (default warn)
 #   BENCH_CATALOG_PORT, BENCH_SEATING_PORT, BENCH_PAYMENTS_PORT,
 #   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT
 #                          first port tried for each (defaults 20251, 20252,

@@ -126,10 +126,12 @@ bench_prepare() {
 }
 
 # bench_env VAR=VALUE...: sets BENCH_ENV, the `env …` prefix every role and
-# subcommand runs under: quiet logs, the given settings, every bench database.
+# subcommand runs under: quiet logs (BENCH_RUST_LOG, default warn; e.g.
+# warn,tower_http=info logs every gateway request with its latency), the
+# given settings, every bench database.
 bench_env() {
     # Several roles run side by side here: no metrics ports to collide on.
-    BENCH_ENV=(env RUST_LOG=warn LOG_FORMAT=text METRICS_ADDR=off "$@")
+    BENCH_ENV=(env RUST_LOG="${BENCH_RUST_LOG:-warn}" LOG_FORMAT=text METRICS_ADDR=off "$@")
     local service
     for service in "${SERVICES_WITH_DATABASES[@]}"; do
         BENCH_ENV+=("${service^^}_DATABASE_URL=$BENCH_DATABASE_URL_PREFIX$service")
