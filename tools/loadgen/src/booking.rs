@@ -212,15 +212,39 @@ impl Worker for BookingWorker {
         };
         let seats = pick_seats(&available, self.max_seats, &mut self.rng);
         let started = Instant::now();
+        let retried_before = self.buyer.retried();
         let hold_id = match self.buyer.hold(&showtime, &seats).await? {
             Held::Granted(id) => id,
             Held::Refused => return Ok(Done::Refused(started.elapsed())),
         };
+        let held = started.elapsed();
         let checkout = self.buyer.check_out(&hold_id).await?;
+        let checked_out = started.elapsed();
         self.buyer.pay(&checkout).await?;
+        let paid = started.elapsed();
         self.buyer
             .await_booking(&checkout, self.confirm_within)
             .await?;
-        Ok(Done::OkIn(started.elapsed()))
+        let total = started.elapsed();
+        if total >= SLOW_BOOKING {
+            // Which step a rare slow booking spent its time in, for whoever
+            // chases it (the percentiles only say that it happened).
+            eprintln!(
+                "loadgen: slow booking, {} ms: hold {} ms, checkout {} ms, pay {} ms, \
+                 until confirmed {} ms; {} request(s) retried after a 503 or no answer \
+                 (checkout session {})",
+                total.as_millis(),
+                held.as_millis(),
+                (checked_out - held).as_millis(),
+                (paid - checked_out).as_millis(),
+                (total - paid).as_millis(),
+                self.buyer.retried() - retried_before,
+                checkout.session_id,
+            );
+        }
+        Ok(Done::OkIn(total))
     }
 }
+
+/// A booking slower than this is reported step by step on stderr.
+const SLOW_BOOKING: Duration = Duration::from_secs(2);
