@@ -230,32 +230,17 @@ async fn session_cookies_are_http_only_and_same_site_lax() {
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }
 
-/// Polls `GET /api/v1/me` at `url` until it answers `status`, for at most
-/// five seconds (far below the replica's cache lifetime in the test below,
-/// so only the announcement can make it change).
-async fn until_me_answers(http: &reqwest::Client, url: &str, cookie: &str, status: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let actual = me_status(http, url, cookie).await;
-        if actual == status {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{url} still answers {actual}, not {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
     let gateway = Gateway::with_demo_programme().await;
     // The replica keeps what it looked up for five minutes (the most it
     // may): only the ending that the first gateway announces can make it
-    // let go within the five seconds `until_me_answers` waits.
+    // let go within the 30 s `eventually` waits.
     let replica = gateway.replica(gateway::MAX_SESSION_CACHE_SECS).await;
-    let http = &gateway.http;
+    let (http, replica) = (&gateway.http, replica.as_str());
+    let on_replica = |cookie: String, status: u16| async move {
+        me_status(http, replica, &cookie).await == status
+    };
     let laptop = gateway.session_of("nina").await;
     let mut others = Vec::new();
     for _ in 0..2 {
@@ -265,7 +250,10 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
     }
     let (phone, tablet) = (&others[0], &others[1]);
     for session in [&laptop, phone, tablet] {
-        until_me_answers(http, &replica, &session.cookie, 200).await;
+        test_support::eventually("the replica knows the session", || {
+            on_replica(session.cookie.clone(), 200)
+        })
+        .await;
     }
 
     // One session signed out on the first gateway: over on both, the
@@ -277,8 +265,11 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
         .expect("logout");
     assert_eq!(out.status(), 204);
     assert_eq!(get_me(&gateway, &laptop.cookie).await, 401);
-    until_me_answers(http, &replica, &laptop.cookie, 401).await;
-    assert_eq!(me_status(http, &replica, &phone.cookie).await, 200);
+    test_support::eventually("the replica ends the signed-out session", || {
+        on_replica(laptop.cookie.clone(), 401)
+    })
+    .await;
+    assert!(on_replica(phone.cookie.clone(), 200).await);
 
     // A password change on the first gateway ends the account's other
     // sessions on the replica too, and keeps the one that made it.
@@ -291,8 +282,11 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
         .await
         .expect("change password");
     assert_eq!(changed.status(), 200);
-    until_me_answers(http, &replica, &tablet.cookie, 401).await;
-    assert_eq!(me_status(http, &replica, &phone.cookie).await, 200);
+    test_support::eventually("the replica ends the account's other sessions", || {
+        on_replica(tablet.cookie.clone(), 401)
+    })
+    .await;
+    assert!(on_replica(phone.cookie.clone(), 200).await);
 
     // A new display name shows on the replica without waiting either.
     let renamed = gateway
@@ -302,8 +296,7 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
         .await
         .expect("PATCH me");
     assert_eq!(renamed.status(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    test_support::eventually("the replica shows the new name", || async {
         let me: Value = http
             .get(format!("{replica}/api/v1/me"))
             .header("cookie", &phone.cookie)
@@ -313,15 +306,9 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
             .json()
             .await
             .expect("JSON");
-        if me["display_name"] == "Nina N." {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replica still shows {me}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        me["display_name"] == "Nina N."
+    })
+    .await;
 }
 
 #[tokio::test]
