@@ -64,6 +64,13 @@ fn event(subject: &str, payload: &str) -> OutboxEvent {
     }
 }
 
+/// One relay round with the default settings: how many rows it published.
+async fn relay_round(pool: &PgPool, jetstream: &jetstream::Context) -> usize {
+    outbox::relay_once(pool, jetstream, &RelaySettings::default())
+        .await
+        .expect("a relay round")
+}
+
 async fn enqueue(pool: &PgPool, events: &[OutboxEvent]) {
     let mut tx = pool.begin().await.unwrap();
     for event in events {
@@ -148,19 +155,8 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
     let events: Vec<_> = (0..5).map(|i| event(&subject, &format!("e{i}"))).collect();
     enqueue(&db.pool, &events).await;
 
-    let settings = RelaySettings::default();
-    assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &settings)
-            .await
-            .unwrap(),
-        5
-    );
-    assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &settings)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(relay_round(&db.pool, &jetstream).await, 5);
+    assert_eq!(relay_round(&db.pool, &jetstream).await, 0);
     assert_eq!(outbox::backlog(&db.pool).await.unwrap(), 0);
 
     // A crash between publish and "mark sent" means a second publish: the
@@ -169,12 +165,7 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &settings)
-            .await
-            .unwrap(),
-        5
-    );
+    assert_eq!(relay_round(&db.pool, &jetstream).await, 5);
     let info = jetstream
         .get_stream(&stream_name)
         .await
@@ -220,11 +211,8 @@ async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out(
         .await
         .unwrap();
 
-    let settings = RelaySettings::default();
     assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &settings)
-            .await
-            .unwrap(),
+        relay_round(&db.pool, &jetstream).await,
         1,
         "only the row nobody holds is published"
     );
@@ -235,9 +223,7 @@ async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out(
         .await
         .unwrap();
     assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &settings)
-            .await
-            .unwrap(),
+        relay_round(&db.pool, &jetstream).await,
         2,
         "once the lease has run out, the rows are anyone's"
     );
@@ -299,9 +285,7 @@ async fn a_failed_publish_gives_its_rows_back_for_the_next_round() {
         .await
         .unwrap();
     assert_eq!(
-        outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
-            .await
-            .unwrap(),
+        relay_round(&db.pool, &jetstream).await,
         3,
         "the next round sends them all, without waiting out a lease"
     );
@@ -628,9 +612,7 @@ async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than
         .map(|i| event(&subject, &format!("e{i}")))
         .collect();
     enqueue(&db.pool, &events).await;
-    outbox::relay_once(&db.pool, &jetstream, &RelaySettings::default())
-        .await
-        .unwrap();
+    relay_round(&db.pool, &jetstream).await;
 
     let shutdown = Shutdown::new();
     let running = tokio::spawn(consumer::run(
