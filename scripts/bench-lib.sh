@@ -145,6 +145,25 @@ bench_migrate_and_seed() {
     "${BENCH_ENV[@]}" "$BIN" seed >"$RUN_DIR/seed.log" 2>&1 || { tail_log "$RUN_DIR/seed.log"; die "bookmyseat seed failed"; }
 }
 
+# bench_analyze: ANALYZE every bench database. A running deployment's
+# tables have statistics (autovacuum analyses a table once it has grown by a
+# tenth); without them PostgreSQL keeps the plans it made when the tables
+# were empty — sequential scans over what has since grown — for as long as
+# the roles' connections live. Some servers run with autovacuum off (this
+# project's CI machines do), so a benchmark measuring the steady state
+# analyses its databases itself, once they hold rows, and says so. ANALYZE
+# invalidates the plans the running roles cached.
+bench_analyze() {
+    local service autovacuum
+    have psql || die "psql is needed to analyse the bench databases (apt-get install postgresql-client)"
+    autovacuum=$(psql "${BENCH_DATABASE_URL_PREFIX}seating" -X -A -t -q -c "SHOW autovacuum" </dev/null 2>/dev/null || echo unknown)
+    log "analysing the bench databases (as autovacuum would; this server's autovacuum is ${autovacuum:-unknown})"
+    for service in "${SERVICES_WITH_DATABASES[@]}"; do
+        psql "$BENCH_DATABASE_URL_PREFIX$service" -X -q -c "ANALYZE" </dev/null >/dev/null ||
+            die "cannot analyse the bench database of $service"
+    done
+}
+
 # bench_info_fd ARGS...: where the machine lines go — stdout, or stderr when
 # --json asks for stdout to carry the JSON document only.
 bench_info_fd() {
