@@ -112,23 +112,60 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
 }
 
+/// The outbox columns an event fills, in the order [`bind_event`] binds them.
+const EVENT_COLUMNS: &str = "id, subject, event_type, payload, traceparent, tracestate";
+
+/// How many parameters [`bind_event`] binds.
+pub const EVENT_PARAMETERS: usize = 6;
+
+/// A bound query on the way to PostgreSQL.
+pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Writes `event` into the outbox inside the caller's transaction, with the
 /// current span's trace context.
 pub async fn enqueue(connection: &mut PgConnection, event: &OutboxEvent) -> sqlx::Result<()> {
-    let trace = StoredContext::current();
-    sqlx::query(
-        "INSERT INTO outbox (id, subject, event_type, payload, traceparent, tracestate) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(event.id)
-    .bind(&event.subject)
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .bind(trace.traceparent)
-    .bind(trace.tracestate)
-    .execute(connection)
-    .await?;
+    static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO outbox ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING"
+        )
+    });
+    bind_event(sqlx::query(INSERT.as_str()), event.clone())
+        .execute(connection)
+        .await?;
     Ok(())
+}
+
+/// The outbox insert as a piece of a larger statement: a data-modifying CTE
+/// body that writes the event once for each row of `source` (a CTE of the
+/// caller's statement, e.g. the `RETURNING` of the change that causes the
+/// event), taking the event from parameters `$first` onwards, which the
+/// caller binds with [`bind_event`] in that position.
+///
+/// The state change and its event then travel as one statement, one round
+/// trip, and the event exists exactly when the change happened (no row in
+/// `source`, no event) without the caller reading the result in between.
+pub fn insert_event_for_each(source: &str, first: usize) -> String {
+    let values: Vec<String> = (first..first + EVENT_PARAMETERS)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "INSERT INTO outbox ({EVENT_COLUMNS}) SELECT {} FROM {source} ON CONFLICT (id) DO NOTHING",
+        values.join(", ")
+    )
+}
+
+/// Binds `event` (and the current span's trace context) as the next
+/// [`EVENT_PARAMETERS`] parameters of `query`.
+pub fn bind_event(query: PgQuery<'_>, event: OutboxEvent) -> PgQuery<'_> {
+    let trace = StoredContext::current();
+    query
+        .bind(event.id)
+        .bind(event.subject)
+        .bind(event.event_type)
+        .bind(event.payload)
+        .bind(trace.traceparent)
+        .bind(trace.tracestate)
 }
 
 /// Wakes the relay after a commit so an event goes out without waiting for

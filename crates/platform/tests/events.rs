@@ -197,6 +197,52 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 
+/// A change and its event in one statement: the event is written for each
+/// row the change produced, and for none when it changed nothing.
+async fn insert_effect_announcing_it(pool: &PgPool, effect: Uuid, announcement: OutboxEvent) {
+    let sql = format!(
+        "WITH applied AS (INSERT INTO effects (event_id, payload) VALUES ($1, 'x') \
+             ON CONFLICT DO NOTHING RETURNING event_id), \
+         announced AS ({}) SELECT count(*) FROM applied",
+        outbox::insert_event_for_each("applied", 2)
+    );
+    outbox::bind_event(sqlx::query(&sql).bind(effect), announcement)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_event_written_with_its_change_exists_only_when_the_change_happened() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let effect = Uuid::new_v4();
+    let first = event(&subject, "first");
+    insert_effect_announcing_it(&db.pool, effect, first.clone()).await;
+    // The same change again changes nothing, so its (new) event is not written.
+    insert_effect_announcing_it(&db.pool, effect, event(&subject, "second")).await;
+
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(relay_round(&db.pool, &jetstream).await, 1);
+    let stream = jetstream.get_stream(&stream_name).await.unwrap();
+    let message = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        message.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        first.id.to_string()
+    );
+    assert_eq!(
+        message
+            .headers
+            .get(outbox::EVENT_TYPE_HEADER)
+            .unwrap()
+            .as_str(),
+        "TestEvent"
+    );
+    assert_eq!(&message.payload[..], b"first");
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
 #[tokio::test]
 async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out() {
     let db = database().await;

@@ -9,8 +9,8 @@
 //!
 //! - [`mark_paid`] records the payment (`payments.checkout_id` is unique, so a
 //!   second recorder finds it done) and enqueues `payments.checkout.completed`
-//!   — exactly once per checkout, because only the insert that created the
-//!   payment enqueues it.
+//!   — exactly once per checkout, because the event is written by the same
+//!   statement as the payment, for the row that insert created.
 //! - [`end_checkout`] (expired, or an async payment that failed) enqueues
 //!   `payments.checkout.expired`, which makes seating release the hold.
 //! - [`settle_refund`] enqueues `payments.refund.succeeded` / `.failed`.
@@ -19,6 +19,7 @@
 //! recorded: a payment that disagrees is refused (and logged by the caller).
 
 use chrono::{DateTime, Utc};
+use platform::outbox::OutboxEvent;
 use prost::Message as _;
 use proto::events::v1 as events_pb;
 use proto::time::to_timestamp;
@@ -88,21 +89,6 @@ pub async fn mark_paid(
             paid.amount_minor, paid.currency, checkout.amount_minor, checkout.currency
         )));
     }
-    // The payment and the status in one statement: the payment's unique
-    // checkout id decides, so a second payment changes nothing.
-    let recorded = store::record_payment(
-        connection,
-        checkout.id,
-        paid.payment_intent,
-        paid.amount_minor,
-        &checkout.currency,
-        paid.source,
-        now,
-    )
-    .await?;
-    if !recorded {
-        return Ok(Applied::AlreadyPaid);
-    }
     // A payment for a checkout that had already expired still completes it:
     // seating books the seats if they are free and rejects otherwise, which
     // refunds. Nobody is charged without a seat either way.
@@ -116,14 +102,27 @@ pub async fn mark_paid(
         currency: checkout.currency.clone(),
         showtime_id: checkout.showtime_id.to_string(),
     };
-    enqueue(
-        connection,
+    let completed = outbox_event(
         &subjects.checkout_completed,
         "bookmyseat.events.v1.CheckoutCompleted",
         event.meta.as_ref(),
         event.encode_to_vec(),
-    )
-    .await?;
+    );
+    // The payment, the status and the event in one statement: the payment's
+    // unique checkout id decides, so a second payment changes nothing and
+    // announces nothing.
+    let payment = store::NewPayment {
+        checkout_id: checkout.id,
+        payment_intent: paid.payment_intent,
+        amount_minor: paid.amount_minor,
+        currency: &checkout.currency,
+        source: paid.source,
+        paid_at: now,
+    };
+    let recorded = store::record_payment(connection, &payment, completed).await?;
+    if !recorded {
+        return Ok(Applied::AlreadyPaid);
+    }
     metrics::counter!("bookmyseat_payments_total", "outcome" => "paid").increment(1);
     Ok(Applied::Paid)
 }
@@ -313,6 +312,24 @@ fn meta(now: DateTime<Utc>) -> events_pb::EventMeta {
     }
 }
 
+/// The outbox row for an event whose id is its `meta`'s.
+fn outbox_event(
+    subject: &str,
+    event_type: &str,
+    meta: Option<&events_pb::EventMeta>,
+    payload: Vec<u8>,
+) -> OutboxEvent {
+    let id = meta
+        .and_then(|m| Uuid::parse_str(&m.event_id).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    OutboxEvent {
+        id,
+        subject: subject.to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+    }
+}
+
 async fn enqueue(
     connection: &mut PgConnection,
     subject: &str,
@@ -320,18 +337,7 @@ async fn enqueue(
     meta: Option<&events_pb::EventMeta>,
     payload: Vec<u8>,
 ) -> Result<(), PaymentsError> {
-    let id = meta
-        .and_then(|m| Uuid::parse_str(&m.event_id).ok())
-        .unwrap_or_else(Uuid::new_v4);
-    platform::outbox::enqueue(
-        connection,
-        &platform::outbox::OutboxEvent {
-            id,
-            subject: subject.to_owned(),
-            event_type: event_type.to_owned(),
-            payload,
-        },
-    )
-    .await?;
+    let event = outbox_event(subject, event_type, meta, payload);
+    platform::outbox::enqueue(connection, &event).await?;
     Ok(())
 }

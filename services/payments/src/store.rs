@@ -9,7 +9,10 @@
 //! defence. Functions that must share a transaction with an outbox write take
 //! a `PgConnection`; the rest take the pool.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
+use platform::outbox::{self, OutboxEvent};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -284,35 +287,51 @@ pub async fn set_booking_reference(
 
 // ---------------------------------------------------------------- payments
 
-/// Records the payment of a checkout and marks the checkout paid, in one
-/// statement. `false` when it had a payment already: then nothing changed.
+/// A payment about to be recorded.
+#[derive(Clone, Debug)]
+pub struct NewPayment<'a> {
+    pub checkout_id: Uuid,
+    pub payment_intent: Option<&'a str>,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+    /// "webhook", "direct" or "simulated".
+    pub source: &'a str,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Records the payment of a checkout, marks the checkout paid and writes
+/// `completed` (its event) to the outbox, in one statement. `false` when it
+/// had a payment already: then nothing changed and no event was written.
 pub async fn record_payment(
     connection: &mut PgConnection,
-    checkout_id: Uuid,
-    payment_intent: Option<&str>,
-    amount_minor: i64,
-    currency: &str,
-    source: &str,
-    now: DateTime<Utc>,
+    payment: &NewPayment<'_>,
+    completed: OutboxEvent,
 ) -> Result<bool, PaymentsError> {
-    Ok(sqlx::query(
-        "WITH paid AS ( \
-             INSERT INTO payments (id, checkout_id, payment_intent, amount_minor, currency, source, paid_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (checkout_id) DO NOTHING \
-             RETURNING checkout_id) \
-         UPDATE checkouts SET status = $8, updated_at = $7 FROM paid WHERE checkouts.id = paid.checkout_id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(checkout_id)
-    .bind(payment_intent)
-    .bind(amount_minor)
-    .bind(currency)
-    .bind(source)
-    .bind(now)
-    .bind(CheckoutStatus::Paid.as_str())
-    .execute(connection)
-    .await?
-    .rows_affected()
+    static RECORD: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH paid AS ( \
+                 INSERT INTO payments (id, checkout_id, payment_intent, amount_minor, currency, source, paid_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (checkout_id) DO NOTHING \
+                 RETURNING checkout_id), \
+             announced AS ({}) \
+             UPDATE checkouts SET status = $8, updated_at = $7 FROM paid \
+             WHERE checkouts.id = paid.checkout_id",
+            outbox::insert_event_for_each("paid", 9)
+        )
+    });
+    let query = sqlx::query(RECORD.as_str())
+        .bind(Uuid::now_v7())
+        .bind(payment.checkout_id)
+        .bind(payment.payment_intent)
+        .bind(payment.amount_minor)
+        .bind(payment.currency)
+        .bind(payment.source)
+        .bind(payment.paid_at)
+        .bind(CheckoutStatus::Paid.as_str());
+    Ok(outbox::bind_event(query, completed)
+        .execute(connection)
+        .await?
+        .rows_affected()
         == 1)
 }
 
