@@ -536,3 +536,51 @@ async fn the_seat_map_does_not_scan_the_history_of_holds() {
         "ended holds hold nothing"
     );
 }
+
+/// The seating functions keep one plan per statement and connection (their
+/// seat lookups were planned again at every call), and the clause that
+/// says so does not undo a hold's own asynchronous commit: a function's SET
+/// clause restores only the setting it names when the function returns.
+#[tokio::test]
+async fn seating_functions_plan_once_and_a_hold_still_skips_its_flush() {
+    let f = fixture().await;
+    // Seating learns a showtime from catalog on its first use.
+    f.hold("bob", &["A2"]).await.expect("a first hold");
+    let pool = f.seating.pool();
+    let unplanned: Vec<String> = sqlx::query_scalar(
+        "SELECT proname::text FROM pg_proc \
+         WHERE proname LIKE 'seating\\_%' \
+           AND NOT coalesce('plan_cache_mode=force_generic_plan' = ANY (proconfig), false) \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the functions' settings");
+    assert!(
+        unplanned.is_empty(),
+        "planned again at every call: {unplanned:?}"
+    );
+
+    let mut tx = pool.begin().await.expect("a transaction");
+    let (version, unavailable): (Option<i64>, Option<Vec<String>>) = sqlx::query_as(
+        "SELECT seats_version, unavailable FROM seating_hold($1::uuid, 'ann', ARRAY['A1'], \
+         gen_random_uuid(), now(), now() + interval '5 minutes')",
+    )
+    .bind(&f.showtime_id)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("a hold");
+    assert!(
+        version.is_some() && unavailable.is_none(),
+        "the seat is held"
+    );
+    let commit: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the setting");
+    assert_eq!(
+        commit, "off",
+        "a hold's transaction does not wait for its flush"
+    );
+    tx.rollback().await.expect("rolled back");
+}
