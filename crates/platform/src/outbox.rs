@@ -112,6 +112,20 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
 }
 
+impl OutboxEvent {
+    /// An event whose id is the one its payload carries (`EventMeta.event_id`),
+    /// so the `Nats-Msg-Id` and the consumers' dedupe key match what a
+    /// reader of the payload sees; a fresh id when that text is not a UUID.
+    pub fn new(event_id: &str, subject: &str, event_type: &str, payload: Vec<u8>) -> Self {
+        Self {
+            id: Uuid::parse_str(event_id).unwrap_or_else(|_| Uuid::new_v4()),
+            subject: subject.to_owned(),
+            event_type: event_type.to_owned(),
+            payload,
+        }
+    }
+}
+
 /// The outbox columns an event fills, in the order [`bind_event`] binds them.
 const EVENT_COLUMNS: &str = "id, subject, event_type, payload, traceparent, tracestate";
 
@@ -390,4 +404,23 @@ pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(pool)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_keeps_the_id_its_payload_carries_or_gets_a_fresh_one() {
+        let id = Uuid::new_v4();
+        let kept = OutboxEvent::new(&id.to_string(), "s", "T", vec![1]);
+        assert_eq!(kept.id, id);
+        let fresh = OutboxEvent::new("not a uuid", "s", "T", vec![1]);
+        let other = OutboxEvent::new("not a uuid", "s", "T", vec![1]);
+        assert_ne!(fresh.id, other.id, "each event without an id gets its own");
+        assert_eq!(
+            (fresh.subject.as_str(), fresh.event_type.as_str()),
+            ("s", "T")
+        );
+    }
 }

@@ -319,15 +319,8 @@ fn outbox_event(
     meta: Option<&events_pb::EventMeta>,
     payload: Vec<u8>,
 ) -> OutboxEvent {
-    let id = meta
-        .and_then(|m| Uuid::parse_str(&m.event_id).ok())
-        .unwrap_or_else(Uuid::new_v4);
-    OutboxEvent {
-        id,
-        subject: subject.to_owned(),
-        event_type: event_type.to_owned(),
-        payload,
-    }
+    let event_id = meta.map(|m| m.event_id.as_str()).unwrap_or_default();
+    OutboxEvent::new(event_id, subject, event_type, payload)
 }
 
 async fn enqueue(

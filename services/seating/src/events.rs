@@ -459,18 +459,8 @@ async fn enqueue(
     meta: Option<&events_pb::EventMeta>,
     payload: Vec<u8>,
 ) -> Result<(), HandlerError> {
-    let id = meta
-        .and_then(|m| Uuid::parse_str(&m.event_id).ok())
-        .unwrap_or_else(Uuid::new_v4);
-    outbox::enqueue(
-        connection,
-        &OutboxEvent {
-            id,
-            subject: subject.to_owned(),
-            event_type: event_type.to_owned(),
-            payload,
-        },
-    )
-    .await?;
+    let event_id = meta.map(|m| m.event_id.as_str()).unwrap_or_default();
+    let event = OutboxEvent::new(event_id, subject, event_type, payload);
+    outbox::enqueue(connection, &event).await?;
     Ok(())
 }
