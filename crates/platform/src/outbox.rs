@@ -144,7 +144,7 @@ pub async fn enqueue(connection: &mut PgConnection, event: &OutboxEvent) -> sqlx
              ON CONFLICT (id) DO NOTHING"
         )
     });
-    bind_event(sqlx::query(INSERT.as_str()), event.clone())
+    bind_event(sqlx::query(INSERT.as_str()), event)
         .execute(connection)
         .await?;
     Ok(())
@@ -171,13 +171,13 @@ pub fn insert_event_for_each(source: &str, first: usize) -> String {
 
 /// Binds `event` (and the current span's trace context) as the next
 /// [`EVENT_PARAMETERS`] parameters of `query`.
-pub fn bind_event(query: PgQuery<'_>, event: OutboxEvent) -> PgQuery<'_> {
+pub fn bind_event<'q>(query: PgQuery<'q>, event: &'q OutboxEvent) -> PgQuery<'q> {
     let trace = StoredContext::current();
     query
         .bind(event.id)
-        .bind(event.subject)
-        .bind(event.event_type)
-        .bind(event.payload)
+        .bind(&event.subject)
+        .bind(&event.event_type)
+        .bind(&event.payload)
         .bind(trace.traceparent)
         .bind(trace.tracestate)
 }

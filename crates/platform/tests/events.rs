@@ -199,7 +199,7 @@ async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
 
 /// A change and its event in one statement: the event is written for each
 /// row the change produced, and for none when it changed nothing.
-async fn insert_effect_announcing_it(pool: &PgPool, effect: Uuid, announcement: OutboxEvent) {
+async fn insert_effect_announcing_it(pool: &PgPool, effect: Uuid, announcement: &OutboxEvent) {
     let sql = format!(
         "WITH applied AS (INSERT INTO effects (event_id, payload) VALUES ($1, 'x') \
              ON CONFLICT DO NOTHING RETURNING event_id), \
@@ -219,9 +219,9 @@ async fn an_event_written_with_its_change_exists_only_when_the_change_happened()
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let effect = Uuid::new_v4();
     let first = event(&subject, "first");
-    insert_effect_announcing_it(&db.pool, effect, first.clone()).await;
+    insert_effect_announcing_it(&db.pool, effect, &first).await;
     // The same change again changes nothing, so its (new) event is not written.
-    insert_effect_announcing_it(&db.pool, effect, event(&subject, "second")).await;
+    insert_effect_announcing_it(&db.pool, effect, &event(&subject, "second")).await;
 
     assert_eq!(count(&db.pool, "SELECT count(*) FROM outbox").await, 1);
     assert_eq!(relay_round(&db.pool, &jetstream).await, 1);

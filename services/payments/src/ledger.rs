@@ -119,7 +119,7 @@ pub async fn mark_paid(
         source: paid.source,
         paid_at: now,
     };
-    let recorded = store::record_payment(connection, &payment, completed).await?;
+    let recorded = store::record_payment(connection, &payment, &completed).await?;
     if !recorded {
         return Ok(Applied::AlreadyPaid);
     }

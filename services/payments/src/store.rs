@@ -305,7 +305,7 @@ pub struct NewPayment<'a> {
 pub async fn record_payment(
     connection: &mut PgConnection,
     payment: &NewPayment<'_>,
-    completed: OutboxEvent,
+    completed: &OutboxEvent,
 ) -> Result<bool, PaymentsError> {
     static RECORD: LazyLock<String> = LazyLock::new(|| {
         format!(
