@@ -25,6 +25,11 @@
 #   BENCH_CONCURRENCY      connections posting webhooks (a list: levels) (default 32)
 #   BENCH_DURATION         upper bound of each measured run           (default 60s)
 #   BENCH_REPLAYS          webhooks replayed for the exactly-once check (default 100)
+#   BENCH_PRIME_WEBHOOKS   webhooks sent first in a run of their own, unmeasured,
+#                          after which every bench database is analysed, so the
+#                          measured run meets tables with rows and statistics,
+#                          as a running deployment has them (bench_analyze in
+#                          bench-lib.sh); 0 skips both          (default 1000)
 #   BENCH_SHOWTIMES        showtimes the holds are spread over        (default 200)
 #   BENCH_EVENTS_PREFIX    EVENTS_PREFIX of the started roles         (default benchwh)
 #   BENCH_CATALOG_PORT     catalog's gRPC port                        (default 20161)
@@ -60,6 +65,7 @@ BENCH_WARMUP_WEBHOOKS=${BENCH_WARMUP_WEBHOOKS:-500}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-32}
 BENCH_DURATION=${BENCH_DURATION:-60s}
 BENCH_REPLAYS=${BENCH_REPLAYS:-100}
+BENCH_PRIME_WEBHOOKS=${BENCH_PRIME_WEBHOOKS:-1000}
 BENCH_SHOWTIMES=${BENCH_SHOWTIMES:-200}
 BENCH_EVENTS_PREFIX=${BENCH_EVENTS_PREFIX:-benchwh}
 # Test keys: payments only ever talks to loadgen's fake Stripe.
@@ -130,21 +136,34 @@ main() {
         echo
     } >&"$info"
     local status=0
-    "$LOADGEN" webhooks \
-        --payments-http "http://127.0.0.1:$PAYMENTS_HTTP_PORT" \
-        --payments "http://127.0.0.1:$PAYMENTS_PORT" \
-        --seating "http://127.0.0.1:$SEATING_PORT" \
-        --catalog "http://127.0.0.1:$CATALOG_PORT" \
-        --nats "${NATS_URL:-nats://127.0.0.1:4222}" \
-        --events-prefix "$BENCH_EVENTS_PREFIX" \
-        --stripe-listen "127.0.0.1:$STRIPE_PORT" \
-        --webhook-secret "$STRIPE_WEBHOOK_SECRET" \
+    local common=(
+        --payments-http "http://127.0.0.1:$PAYMENTS_HTTP_PORT"
+        --payments "http://127.0.0.1:$PAYMENTS_PORT"
+        --seating "http://127.0.0.1:$SEATING_PORT"
+        --catalog "http://127.0.0.1:$CATALOG_PORT"
+        --nats "${NATS_URL:-nats://127.0.0.1:4222}"
+        --events-prefix "$BENCH_EVENTS_PREFIX"
+        --stripe-listen "127.0.0.1:$STRIPE_PORT"
+        --webhook-secret "$STRIPE_WEBHOOK_SECRET"
+        --concurrency "$BENCH_CONCURRENCY"
+        --showtimes "$BENCH_SHOWTIMES"
+    )
+    if [ "$BENCH_PRIME_WEBHOOKS" != 0 ]; then
+        log "priming: $BENCH_PRIME_WEBHOOKS webhooks, unmeasured (output in $RUN_DIR/prime.log)"
+        "$LOADGEN" webhooks "${common[@]}" \
+            --webhooks "$BENCH_PRIME_WEBHOOKS" \
+            --warmup-webhooks 0 \
+            --duration "$BENCH_DURATION" \
+            --replays 0 \
+            "$@" >"$RUN_DIR/prime.log" 2>&1 || { tail_log "$RUN_DIR/prime.log"; die "the priming run failed"; }
+        bench_analyze
+        echo "primed with $BENCH_PRIME_WEBHOOKS webhooks, then every database analysed (BENCH_PRIME_WEBHOOKS)" >&"$info"
+    fi
+    "$LOADGEN" webhooks "${common[@]}" \
         --webhooks "$BENCH_WEBHOOKS" \
         --warmup-webhooks "$BENCH_WARMUP_WEBHOOKS" \
-        --concurrency "$BENCH_CONCURRENCY" \
         --duration "$BENCH_DURATION" \
         --replays "$BENCH_REPLAYS" \
-        --showtimes "$BENCH_SHOWTIMES" \
         --watch "payments=$(pid_of payments),seating=$(pid_of seating),catalog=$(pid_of catalog),postgres=postgres,nats=nats-server" \
         "$@" || status=$?
     printf '\nload average after: %s\n' "$(load_average)" >&"$info"

@@ -576,9 +576,9 @@ async fn notifier_killed_and_smtp_down_for_a_minute_loses_no_email() {
     let mut env = Environment::new().await;
     env.set("SMTP_URL", smtp.url());
     // Retries span the minute-long outage with short pauses (production's
-    // defaults span about six minutes, with longer pauses). The ack wait
-    // follows from them (about 150 s): what the killed notifier had in hand
-    // comes back to the new one after it, as JetStream redelivers.
+    // defaults span about six minutes, with longer pauses). What the killed
+    // notifier had in hand comes back to the new one after the ack wait
+    // (NOTIFIER_ACK_WAIT_MS, 30 s), as JetStream redelivers.
     env.set("NOTIFIER_SMTP_ATTEMPTS", "25");
     env.set("NOTIFIER_SMTP_MAX_BACKOFF_MS", "3000");
     env.set("NOTIFIER_SMTP_TIMEOUT_MS", "2000");

@@ -342,10 +342,27 @@ pub async fn durable_consumer(
             ..config
         },
     };
-    stream
-        .get_or_create_consumer(&spec.durable, config)
+    let mut consumer = stream
+        .get_or_create_consumer(&spec.durable, config.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create consumer {}: {e}", spec.durable))
+        .map_err(|e| anyhow::anyhow!("cannot create consumer {}: {e}", spec.durable))?;
+    // A durable consumer keeps the settings it was created with; a release
+    // that changes its ack wait or delivery limit brings them up to date
+    // (both may change on a live consumer).
+    let existing = &consumer.cached_info().config;
+    if existing.ack_wait != spec.ack_wait || existing.max_deliver != spec.max_deliver {
+        match stream.create_consumer(config).await {
+            Ok(updated) => {
+                tracing::info!(consumer = %spec.durable, ack_wait_ms = spec.ack_wait.as_millis() as u64,
+                    max_deliver = spec.max_deliver, "consumer settings updated");
+                consumer = updated;
+            }
+            Err(error) => {
+                tracing::warn!(consumer = %spec.durable, %error, "cannot update the consumer's settings; keeping its old ones")
+            }
+        }
+    }
+    Ok(consumer)
 }
 
 /// Handles one message end to end (dedupe, apply, ack or retry, dead-letter).
@@ -380,7 +397,8 @@ pub async fn handle_message<H: Handler>(
             payload: &message.payload,
             span: event_span,
         };
-        match apply(pool, spec, handler, &delivery).await {
+        let applied = still_working(spec, std::slice::from_ref(message), apply(pool, spec, handler, &delivery));
+        match applied.await {
             Ok(Some(committed)) => {
                 ack(message, AckKind::Ack).await;
                 handler.after_commit(committed).await;
@@ -426,7 +444,7 @@ pub async fn handle_batch<H: Handler>(
     handler: &H,
     messages: &[jetstream::Message],
 ) -> Vec<Outcome> {
-    match apply_batch(pool, spec, handler, messages).await {
+    match still_working(spec, messages, apply_batch(pool, spec, handler, messages)).await {
         Ok((outcomes, applied)) => {
             for message in messages {
                 ack(message, AckKind::Ack).await;
@@ -594,6 +612,32 @@ async fn dead_letter(
     if let Err(store_error) = stored {
         // The log line above still carries the event; nothing else can be done.
         tracing::error!(%store_error, "could not record the dead letter");
+    }
+}
+
+/// Runs `work` on `messages`, telling JetStream every third of the ack wait
+/// that they are still in hand. The ack wait can then stay short whatever a
+/// handler's retries take (the notifier retries SMTP for minutes), and a
+/// message the server counts as delivered but this process never received
+/// (a pull answered as NATS went down) comes back within one ack wait.
+async fn still_working<T>(
+    spec: &ConsumerSpec,
+    messages: &[jetstream::Message],
+    work: impl Future<Output = T>,
+) -> T {
+    let period = (spec.ack_wait / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = ticks.tick() => {
+                for message in messages {
+                    ack(message, AckKind::Progress).await;
+                }
+            }
+        }
     }
 }
 

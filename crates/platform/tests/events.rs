@@ -683,3 +683,114 @@ async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than
     running.await.unwrap().unwrap();
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
+
+/// Takes `pause` over every event before applying it, counting its calls.
+#[derive(Clone)]
+struct SlowHandler {
+    pause: Duration,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Handler for SlowHandler {
+    type Committed = ();
+
+    async fn handle<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.pause).await;
+        sqlx::query("INSERT INTO effects (event_id, payload) VALUES ($1, 'slow')")
+            .bind(delivery.event_id)
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A handler may take far longer than the ack wait (the notifier retries
+/// SMTP for minutes): the consumer keeps telling JetStream the message is in
+/// hand, so it is never redelivered meanwhile, while the ack wait stays
+/// short for messages nobody is working on.
+#[tokio::test]
+async fn a_message_being_handled_past_its_ack_wait_is_not_redelivered() {
+    let db = database().await;
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let spec = ConsumerSpec {
+        ack_wait: Duration::from_secs(1),
+        ..ConsumerSpec::new(&stream_name, "slow", std::slice::from_ref(&subject))
+    };
+    let handler = SlowHandler {
+        pause: Duration::from_millis(3_500),
+        calls: Arc::default(),
+    };
+    publish(&jetstream, &subject, Some(Uuid::new_v4()), "slow").await;
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(consumer::run(
+        db.pool.clone(),
+        jetstream.clone(),
+        spec.clone(),
+        handler.clone(),
+        shutdown.clone(),
+    ));
+    eventually("the slow event is applied", || async {
+        count(&db.pool, "SELECT count(*) FROM effects").await == 1
+    })
+    .await;
+    let consumer = consumer::durable_consumer(&jetstream, &spec).await.unwrap();
+    eventually("the event is acknowledged", || async {
+        consumer
+            .get_info()
+            .await
+            .is_ok_and(|info| info.num_ack_pending == 0 && info.num_pending == 0)
+    })
+    .await;
+    let info = consumer.get_info().await.unwrap();
+    assert_eq!(
+        (info.num_redelivered, info.delivered.consumer_sequence),
+        (0, 1),
+        "delivered once, never again while it was being handled"
+    );
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}
+
+/// A durable consumer created with one ack wait and delivery limit takes the
+/// ones a later release asks for.
+#[tokio::test]
+async fn a_durable_consumer_takes_a_changed_ack_wait_and_delivery_limit() {
+    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
+    let before = ConsumerSpec {
+        ack_wait: Duration::from_secs(600),
+        ..ConsumerSpec::new(&stream_name, "durable", std::slice::from_ref(&subject))
+    };
+    let created = consumer::durable_consumer(&jetstream, &before)
+        .await
+        .unwrap();
+    assert_eq!(
+        created.cached_info().config.ack_wait,
+        Duration::from_secs(600)
+    );
+
+    let after = ConsumerSpec {
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 5,
+        ..before
+    };
+    let mut bound = consumer::durable_consumer(&jetstream, &after)
+        .await
+        .unwrap();
+    let config = bound.info().await.unwrap().config.clone();
+    assert_eq!(
+        (config.ack_wait, config.max_deliver),
+        (Duration::from_secs(30), 5)
+    );
+
+    jetstream.delete_stream(&stream_name).await.unwrap();
+}

@@ -46,10 +46,11 @@
 //! A failed send is retried in place with exponential backoff
 //! (`NOTIFIER_SMTP_BACKOFF_MS` doubling up to `NOTIFIER_SMTP_MAX_BACKOFF_MS`,
 //! `NOTIFIER_SMTP_ATTEMPTS` attempts per delivery). Meanwhile the message
-//! stays unacknowledged; the consumers' ack wait is set longer than the
-//! whole retry schedule so JetStream does not hand it to another replica
-//! while it is being retried (JetStream keeps the ack wait a durable consumer
-//! was created with; see `docs/architecture.md` for raising it later). After
+//! stays unacknowledged, and the platform's consumer tells JetStream every
+//! third of the ack wait that it is still in hand, so it is not handed to
+//! another replica mid-retry however long the schedule; the ack wait itself
+//! (`NOTIFIER_ACK_WAIT_MS`) stays short, so an event a crashed notifier held
+//! or a delivery lost while NATS went down comes back within it. After
 //! the last attempt the delivery is marked
 //! *failed*, an error is logged, and the handler reports a permanent failure,
 //! which the platform turns into a `dead_letters` row and an ack: the stream
@@ -183,12 +184,6 @@ impl RetryPolicy {
     pub fn worst_case(&self) -> Duration {
         let pauses: Duration = (1..self.attempts).map(|a| self.backoff(a)).sum();
         self.send_timeout.saturating_mul(self.attempts) + pauses
-    }
-
-    /// JetStream's ack wait for the notifier's consumers: longer than the
-    /// whole retry schedule, so a message being retried is not redelivered.
-    pub fn ack_wait(&self) -> Duration {
-        self.worst_case() + Duration::from_secs(30)
     }
 }
 
@@ -369,7 +364,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_its_bound_and_ack_wait_covers_the_schedule() {
+    fn backoff_doubles_up_to_its_bound() {
         let policy = RetryPolicy {
             attempts: 5,
             initial_backoff: Duration::from_secs(1),
@@ -380,7 +375,6 @@ mod tests {
         assert_eq!(pauses, [1, 2, 4, 5, 5]);
         // 5 timeouts of 10 s and pauses 1 + 2 + 4 + 5.
         assert_eq!(policy.worst_case(), Duration::from_secs(62));
-        assert!(policy.ack_wait() > policy.worst_case());
     }
 
     #[test]

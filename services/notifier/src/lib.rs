@@ -113,6 +113,12 @@ pub struct Settings {
     /// consumers and the delivery records need theirs).
     #[arg(long, env = "NOTIFIER_DB_POOL_SIZE", default_value_t = 20)]
     pub notifier_db_pool_size: u32,
+    /// How long JetStream waits, in milliseconds, before handing an event a
+    /// notifier took but never acknowledged (it crashed, or the delivery
+    /// was lost while NATS went down) to another. Retries in progress keep
+    /// their event however long they take, so this need not cover them.
+    #[arg(long, env = "NOTIFIER_ACK_WAIT_MS", default_value_t = 30_000)]
+    pub notifier_ack_wait_ms: u64,
     /// Prefix for JetStream streams and NATS subjects; empty in production.
     /// Tests set one so parallel tests never share a stream.
     #[arg(skip)]
@@ -128,6 +134,7 @@ impl Default for Settings {
             notifier_smtp_timeout_ms: 20_000,
             notifier_concurrency: 16,
             notifier_db_pool_size: 20,
+            notifier_ack_wait_ms: 30_000,
             notifier_events_prefix: String::new(),
         }
     }
@@ -167,9 +174,14 @@ impl Settings {
             self.notifier_concurrency + 3
         );
         anyhow::ensure!(
-            self.retry().ack_wait() <= Duration::from_secs(6 * 60 * 60),
+            self.retry().worst_case() <= Duration::from_secs(6 * 60 * 60),
             "NOTIFIER_SMTP_ATTEMPTS, NOTIFIER_SMTP_MAX_BACKOFF_MS and NOTIFIER_SMTP_TIMEOUT_MS \
              together allow one email more than six hours of retries; lower them"
+        );
+        anyhow::ensure!(
+            (1_000..=3_600_000).contains(&self.notifier_ack_wait_ms),
+            "NOTIFIER_ACK_WAIT_MS must be between 1000 and 3600000, not {}",
+            self.notifier_ack_wait_ms
         );
         Ok(())
     }
@@ -281,7 +293,10 @@ pub async fn serve(
         shutdown.clone(),
     );
     let mut consumers = tokio::task::JoinSet::new();
-    for spec in subjects.consumer_specs(retry.ack_wait(), settings.notifier_concurrency as usize) {
+    for spec in subjects.consumer_specs(
+        Duration::from_millis(settings.notifier_ack_wait_ms),
+        settings.notifier_concurrency as usize,
+    ) {
         consumers.spawn(platform::consumer::run(
             pool.clone(),
             jetstream.clone(),
