@@ -584,3 +584,82 @@ async fn seating_functions_plan_once_and_a_hold_still_skips_its_flush() {
     );
     tx.rollback().await.expect("rolled back");
 }
+
+/// The plan `statement` (with `parameters` as a PREPARE's types and `values`
+/// as an EXECUTE's arguments) gets as a generic plan, as the seating
+/// functions' statements do, after ANALYZE.
+async fn generic_plan(
+    pool: &sqlx::PgPool,
+    parameters: &str,
+    statement: &str,
+    values: &str,
+) -> String {
+    let mut connection = pool.acquire().await.expect("a connection");
+    sqlx::query("ANALYZE holds")
+        .execute(&mut *connection)
+        .await
+        .expect("statistics");
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *connection)
+        .await
+        .expect("the plan mode");
+    sqlx::query(&format!("PREPARE probe ({parameters}) AS {statement}"))
+        .execute(&mut *connection)
+        .await
+        .expect("prepared");
+    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE probe ({values})"))
+        .fetch_all(&mut *connection)
+        .await
+        .expect("the plan");
+    // Closed rather than handed back to the pool with the probe's settings.
+    drop(connection.detach());
+    lines.join("\n")
+}
+
+/// A hold ends the buyer's earlier hold on the showtime through the
+/// (showtime, buyer) index even when the statistics say no hold is active:
+/// the expiry sweeper's index, which lists every active hold of every
+/// showtime, is usable only by queries that bound the expiry, as the
+/// sweeper's do.
+#[tokio::test]
+async fn ending_a_buyers_earlier_hold_never_reads_every_active_hold() {
+    let f = fixture().await;
+    // Seating learns the showtime from catalog on its first hold.
+    f.hold("ann", &["A1"]).await.expect("a hold");
+    let pool = f.seating.pool();
+    // A history of holds, none active when the statistics are taken (a
+    // quiet night).
+    sqlx::query(
+        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
+         SELECT gen_random_uuid(), $1::uuid, 'past' || g, ARRAY['A2'], now() - interval '1 hour', \
+                'released', now() - interval '2 hours', now() - interval '1 hour' \
+           FROM generate_series(1, 2000) g",
+    )
+    .bind(&f.showtime_id)
+    .execute(pool)
+    .await
+    .expect("past holds");
+    sqlx::query("UPDATE holds SET status = 'released', ended_at = now() WHERE status = 'active'")
+        .execute(pool)
+        .await
+        .expect("holds ended");
+
+    let ending = generic_plan(
+        pool,
+        "uuid, text, timestamptz",
+        "UPDATE holds SET status = 'released', ended_at = $3 \
+         WHERE showtime_id = $1 AND user_id = $2 AND status = 'active' RETURNING id",
+        &format!("'{}', 'ann', now()", f.showtime_id),
+    )
+    .await;
+    assert!(ending.contains("holds_one_active_per_user"), "{ending}");
+
+    let sweeping = generic_plan(
+        pool,
+        "timestamptz, integer",
+        "SELECT id FROM holds WHERE status = 'active' AND held_until <= $1 LIMIT $2",
+        "now(), 100",
+    )
+    .await;
+    assert!(sweeping.contains("holds_active_by_expiry"), "{sweeping}");
+}
