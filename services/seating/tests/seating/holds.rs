@@ -8,7 +8,7 @@ use proto::events::v1 as events_pb;
 use proto::seating::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{count, eventually, fixture, labels, unavailable_seats};
+use crate::harness::{Fixture, count, eventually, fixture, labels, unavailable_seats};
 
 #[tokio::test]
 async fn a_hold_is_all_or_nothing_when_one_seat_is_taken() {
@@ -482,42 +482,17 @@ async fn a_refused_hold_does_not_wait_for_the_showtimes_lock() {
 async fn the_seat_map_does_not_scan_the_history_of_holds() {
     let f = fixture().await;
     f.hold("ann", &["A1"]).await.expect("a live hold");
-    let pool = f.seating.pool();
-    sqlx::query(
-        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
-         SELECT gen_random_uuid(), $1::uuid, 'past-' || g, ARRAY['A2'], now() - interval '1 day', \
-                'released', now() - interval '2 days', now() - interval '1 day' \
-         FROM generate_series(1, 3000) g",
+    ended_holds(&f, 3000).await;
+    let plan = generic_plan(
+        f.seating.pool(),
+        "uuid, timestamptz, text",
+        seating::store::SEAT_MAP_QUERY,
+        &format!("'{}', now(), 'ann'", f.showtime_id),
     )
-    .bind(&f.showtime_id)
-    .execute(pool)
-    .await
-    .expect("ended holds");
-    // Statistics as a live database has them (autovacuum analyses).
-    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
-
-    // A connection of its own: the plan setting and the prepared statement
-    // leave with it.
-    let mut connection = pool.acquire().await.expect("a connection").detach();
-    sqlx::raw_sql(&format!(
-        "SET plan_cache_mode = force_generic_plan; \
-         PREPARE seat_map(uuid, timestamptz, text) AS {}",
-        seating::store::SEAT_MAP_QUERY
-    ))
-    .execute(&mut connection)
-    .await
-    .expect("the seat map query prepares");
-    let plan: Vec<String> = sqlx::query_scalar(&format!(
-        "EXPLAIN EXECUTE seat_map('{}', now(), 'ann')",
-        f.showtime_id
-    ))
-    .fetch_all(&mut connection)
-    .await
-    .expect("its plan");
+    .await;
     assert!(
-        !plan.iter().any(|line| line.contains("Seq Scan on holds")),
-        "the seat map scans every hold:\n{}",
-        plan.join("\n")
+        !plan.contains("Seq Scan on holds"),
+        "the seat map scans every hold:\n{plan}"
     );
 
     let map = f.seat_map("ann").await;
@@ -585,34 +560,46 @@ async fn seating_functions_plan_once_and_a_hold_still_skips_its_flush() {
     tx.rollback().await.expect("rolled back");
 }
 
-/// The plan `statement` (with `parameters` as a PREPARE's types and `values`
-/// as an EXECUTE's arguments) gets as a generic plan, as the seating
-/// functions' statements do, after ANALYZE.
+/// A history of `count` ended holds on the fixture's showtime, analysed as
+/// autovacuum would, so that plans see a table with rows and statistics.
+async fn ended_holds(f: &Fixture, count: i32) {
+    let pool = f.seating.pool();
+    sqlx::query(
+        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
+         SELECT gen_random_uuid(), $1::uuid, 'past-' || g, ARRAY['A2'], now() - interval '1 day', \
+                'released', now() - interval '2 days', now() - interval '1 day' \
+         FROM generate_series(1, $2) g",
+    )
+    .bind(&f.showtime_id)
+    .bind(count)
+    .execute(pool)
+    .await
+    .expect("ended holds");
+    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+}
+
+/// The plan a pooled connection ends up with for `statement` (a generic
+/// plan, as the seating functions force), prepared with `parameters` and
+/// executed with `values`.
 async fn generic_plan(
     pool: &sqlx::PgPool,
     parameters: &str,
     statement: &str,
     values: &str,
 ) -> String {
-    let mut connection = pool.acquire().await.expect("a connection");
-    sqlx::query("ANALYZE holds")
-        .execute(&mut *connection)
-        .await
-        .expect("statistics");
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut *connection)
-        .await
-        .expect("the plan mode");
-    sqlx::query(&format!("PREPARE probe ({parameters}) AS {statement}"))
-        .execute(&mut *connection)
-        .await
-        .expect("prepared");
+    // A connection of its own: the plan setting and the prepared statement
+    // leave with it.
+    let mut connection = pool.acquire().await.expect("a connection").detach();
+    sqlx::raw_sql(&format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE probe ({parameters}) AS {statement}"
+    ))
+    .execute(&mut connection)
+    .await
+    .expect("the statement prepares");
     let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE probe ({values})"))
-        .fetch_all(&mut *connection)
+        .fetch_all(&mut connection)
         .await
-        .expect("the plan");
-    // Closed rather than handed back to the pool with the probe's settings.
-    drop(connection.detach());
+        .expect("its plan");
     lines.join("\n")
 }
 
@@ -627,23 +614,12 @@ async fn ending_a_buyers_earlier_hold_never_reads_every_active_hold() {
     // Seating learns the showtime from catalog on its first hold.
     f.hold("ann", &["A1"]).await.expect("a hold");
     let pool = f.seating.pool();
-    // A history of holds, none active when the statistics are taken (a
-    // quiet night).
-    sqlx::query(
-        "INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
-         SELECT gen_random_uuid(), $1::uuid, 'past' || g, ARRAY['A2'], now() - interval '1 hour', \
-                'released', now() - interval '2 hours', now() - interval '1 hour' \
-           FROM generate_series(1, 2000) g",
-    )
-    .bind(&f.showtime_id)
-    .execute(pool)
-    .await
-    .expect("past holds");
+    // None active when the statistics are taken (a quiet night).
     sqlx::query("UPDATE holds SET status = 'released', ended_at = now() WHERE status = 'active'")
         .execute(pool)
         .await
         .expect("holds ended");
-
+    ended_holds(&f, 2000).await;
     let ending = generic_plan(
         pool,
         "uuid, text, timestamptz",
