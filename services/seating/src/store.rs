@@ -219,12 +219,22 @@ pub async fn seat_categories(
 }
 
 /// The seat map in one statement (one snapshot, so the version and the
-/// seats agree): `$1` showtime, `$2` now, `$3` the caller (or NULL). The
-/// query is `seating_seat_map` (migration 20261201000009), a function so
-/// that it is planned once per connection rather than at every call; it
-/// looks up only the caller's own active hold, never the history of holds.
-const SEAT_MAP_QUERY: &str = "SELECT version, label, row_label, number, category, state, held_by_caller \
-     FROM seating_seat_map($1, $2, $3)";
+/// seats agree): `$1` showtime, `$2` now, `$3` the caller (or NULL). Only the
+/// caller's own active hold is looked up (through the one-active-hold-per-
+/// user index); joining seats to `holds` instead made every map read scan
+/// the whole history of holds once the table had grown. Public for the plan
+/// test that keeps it so.
+pub const SEAT_MAP_QUERY: &str = "\
+    SELECT t.version, s.label, s.row_label, s.number, s.category, \
+           CASE WHEN s.booking_id IS NOT NULL THEN 'booked' \
+                WHEN s.blocked THEN 'blocked' \
+                WHEN s.held_until > $2 THEN 'held' \
+                ELSE 'available' END, \
+           COALESCE(s.booking_id IS NULL AND NOT s.blocked AND s.held_until > $2 \
+                    AND s.hold_id = (SELECT h.id FROM holds h WHERE h.showtime_id = $1 \
+                                     AND h.user_id = $3 AND h.status = 'active'), false) \
+    FROM showtimes t JOIN seats s ON s.showtime_id = t.id \
+    WHERE t.id = $1 ORDER BY s.sort_order";
 
 /// Every seat with its state at `now`, and the map's version.
 pub async fn seat_map(

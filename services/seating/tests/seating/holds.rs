@@ -473,9 +473,8 @@ async fn a_refused_hold_does_not_wait_for_the_showtimes_lock() {
 
 /// A seat map reads its showtime's seats and at most the caller's own hold
 /// (through the one-active-hold-per-user index), so its cost does not grow
-/// with the history of holds. Checked on the plan the query inside
-/// `seating_seat_map` gets (a generic plan, once per connection), with
-/// thousands of ended holds in the table. (The
+/// with the history of holds. Checked on the plan a pooled connection ends
+/// up with (a generic plan), with thousands of ended holds in the table. (The
 /// earlier join of seats to holds was planned as a hash of every hold in the
 /// benchmark's database, ~0.8 ms a map; how it is planned depends on the
 /// statistics, which is why the query no longer joins at all.)
@@ -484,24 +483,10 @@ async fn the_seat_map_does_not_scan_the_history_of_holds() {
     let f = fixture().await;
     f.hold("ann", &["A1"]).await.expect("a live hold");
     ended_holds(&f, 3000).await;
-    // The query inside seating_seat_map, its arguments as parameters.
-    let body: String =
-        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'seating_seat_map'")
-            .fetch_one(f.seating.pool())
-            .await
-            .expect("the seat map function");
-    let query = body
-        .split_once("RETURN QUERY")
-        .and_then(|(_, rest)| rest.rsplit_once(';'))
-        .map(|(query, _)| query)
-        .expect("the function returns a query")
-        .replace("p_showtime", "$1")
-        .replace("p_now", "$2")
-        .replace("p_user", "$3");
     let plan = generic_plan(
         f.seating.pool(),
         "uuid, timestamptz, text",
-        &query,
+        seating::store::SEAT_MAP_QUERY,
         &format!("'{}', now(), 'ann'", f.showtime_id),
     )
     .await;
