@@ -512,6 +512,77 @@ async fn the_seat_map_does_not_scan_the_history_of_holds() {
     );
 }
 
+/// The seat map is planned once per connection, not at every call, on a
+/// programme whose screens differ in size (PostgreSQL's estimate for one
+/// showtime then differs from its estimate for any showtime, which made it
+/// plan the map again for each call; see `store::SEAT_MAP_QUERY`).
+#[tokio::test]
+async fn the_seat_map_is_planned_once_per_connection() {
+    let f = fixture().await;
+    f.hold("ann", &["A1"])
+        .await
+        .expect("seating learns the showtime");
+    let pool = f.seating.pool();
+    // A small screen and three large ones beside the fixture's.
+    let others: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO showtimes (id, film_id, film_title, poster_url, cinema_name, \
+                                cinema_time_zone, screen_name, starts_at, currency, capacity) \
+         SELECT gen_random_uuid(), film_id, film_title, poster_url, cinema_name, \
+                cinema_time_zone, screen_name, starts_at, currency, size \
+           FROM showtimes, (VALUES (20), (400), (400), (400)) AS sizes (size) \
+          WHERE id = $1::uuid \
+         RETURNING id",
+    )
+    .bind(&f.showtime_id)
+    .fetch_all(pool)
+    .await
+    .expect("more showtimes");
+    sqlx::query(
+        "INSERT INTO seats (showtime_id, label, row_label, number, category, sort_order) \
+         SELECT t.id, 'R' || n, 'R', n, 'standard', n \
+           FROM showtimes t, generate_series(1, t.capacity) AS n WHERE t.id = ANY ($1)",
+    )
+    .bind(&others)
+    .execute(pool)
+    .await
+    .expect("their seats");
+    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+
+    let mut connection = pool.acquire().await.expect("a connection").detach();
+    sqlx::raw_sql(&format!(
+        "PREPARE seat_map (uuid, timestamptz, text) AS {}",
+        seating::store::SEAT_MAP_QUERY
+    ))
+    .execute(&mut connection)
+    .await
+    .expect("the seat map prepares");
+    let small = others[0];
+    for call in 0..12 {
+        let showtime = if call % 2 == 0 {
+            f.showtime_id.clone()
+        } else {
+            small.to_string()
+        };
+        sqlx::raw_sql(&format!("EXECUTE seat_map ('{showtime}', now(), 'ann')"))
+            .execute(&mut connection)
+            .await
+            .expect("a seat map");
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'seat_map'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("the plan counts");
+    // PostgreSQL makes five plans for the calls' own values first, then
+    // keeps the generic one if it is no dearer.
+    assert_eq!(
+        (generic, custom),
+        (7, 5),
+        "12 calls: plans made for generic and for particular showtimes"
+    );
+}
+
 /// The seating functions keep one plan per statement and connection (their
 /// seat lookups were planned again at every call), and the clause that
 /// says so does not undo a hold's own asynchronous commit: a function's SET
