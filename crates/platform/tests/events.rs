@@ -18,6 +18,11 @@ fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// JetStream on the shared NATS server (tests keep apart by stream).
+async fn shared_jetstream() -> jetstream::Context {
+    jetstream::new(nats::connect(&nats_url()).await.unwrap())
+}
+
 async fn database() -> test_support::TestDb {
     let db = test_support::TestDb::create("platform_events").await;
     outbox::ensure_schema(&db.pool).await.unwrap();
@@ -150,7 +155,7 @@ async fn handled_before(pool: &PgPool, consumer: &str) -> Uuid {
 #[tokio::test]
 async fn relay_publishes_each_outbox_row_once_with_its_event_id() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let events: Vec<_> = (0..5).map(|i| event(&subject, &format!("e{i}"))).collect();
     enqueue(&db.pool, &events).await;
@@ -215,7 +220,7 @@ async fn insert_effect_announcing_it(pool: &PgPool, effect: Uuid, announcement: 
 #[tokio::test]
 async fn an_event_written_with_its_change_exists_only_when_the_change_happened() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let effect = Uuid::new_v4();
     let first = event(&subject, "first");
@@ -246,7 +251,7 @@ async fn an_event_written_with_its_change_exists_only_when_the_change_happened()
 #[tokio::test]
 async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let events: Vec<_> = (0..3).map(|i| event(&subject, &format!("e{i}"))).collect();
     enqueue(&db.pool, &events).await;
@@ -289,7 +294,7 @@ async fn rows_another_relay_has_claimed_are_left_to_it_until_its_lease_runs_out(
 #[tokio::test]
 async fn a_failed_publish_gives_its_rows_back_for_the_next_round() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let tag = Uuid::new_v4().simple().to_string();
     // No stream covers this subject yet: JetStream refuses the publish.
     let subject = format!("t{tag}.events");
@@ -409,7 +414,7 @@ async fn events_written_while_nats_is_down_are_published_once_it_is_back() {
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_without_blocking() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     // The smallest duplicate window JetStream allows (100 ms) lets the same
     // event id reach the consumer three times, as a replay would.
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_millis(100)).await;
@@ -486,7 +491,7 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
 #[tokio::test]
 async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let spec =
         ConsumerSpec::new(&stream_name, "batched", std::slice::from_ref(&subject)).batched(32);
@@ -542,7 +547,7 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
 #[tokio::test]
 async fn a_batch_applies_an_event_id_it_holds_twice_and_one_handled_before_once() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     // The smallest duplicate window (100 ms): past it, JetStream stores an
     // event id again, as after a replay.
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_millis(100)).await;
@@ -644,7 +649,7 @@ impl Handler for GatheringHandler {
 #[tokio::test]
 async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than_allowed() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let width = 4;
     let spec = ConsumerSpec::new(&stream_name, "gathering", std::slice::from_ref(&subject))
@@ -716,7 +721,7 @@ impl Handler for SlowHandler {
 #[tokio::test]
 async fn a_message_being_handled_past_its_ack_wait_is_not_redelivered() {
     let db = database().await;
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let spec = ConsumerSpec {
         ack_wait: Duration::from_secs(1),
@@ -764,7 +769,7 @@ async fn a_message_being_handled_past_its_ack_wait_is_not_redelivered() {
 /// ones a later release asks for.
 #[tokio::test]
 async fn a_durable_consumer_takes_a_changed_ack_wait_and_delivery_limit() {
-    let jetstream = jetstream::new(nats::connect(&nats_url()).await.unwrap());
+    let jetstream = shared_jetstream().await;
     let (stream_name, subject) = test_stream(&jetstream, Duration::from_secs(120)).await;
     let before = ConsumerSpec {
         ack_wait: Duration::from_secs(600),
