@@ -134,7 +134,9 @@ pub struct ConsumerSpec {
     pub durable: String,
     pub filter_subjects: Vec<String>,
     pub max_deliver: i64,
-    /// How long JetStream waits for an ack before redelivering.
+    /// How long JetStream waits for an ack before redelivering. A message
+    /// whose handler is still running is kept meanwhile (in-progress acks),
+    /// so this bounds only how long a lost one waits.
     pub ack_wait: Duration,
     /// How many messages are handled at once. Each holds one pooled
     /// connection while it runs, so keep it below the pool's size. Above 1,
@@ -397,8 +399,8 @@ pub async fn handle_message<H: Handler>(
             payload: &message.payload,
             span: event_span,
         };
-        let applied = still_working(spec, std::slice::from_ref(message), apply(pool, spec, handler, &delivery));
-        match applied.await {
+        let applying = apply(pool, spec, handler, &delivery);
+        match still_working(spec, std::slice::from_ref(message), applying).await {
             Ok(Some(committed)) => {
                 ack(message, AckKind::Ack).await;
                 handler.after_commit(committed).await;
