@@ -140,6 +140,37 @@ async fn publish(
         .unwrap();
 }
 
+/// A consumer running in the background until [`Running::stop`].
+struct Running {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn start<H: Handler>(
+        pool: &PgPool,
+        jetstream: &jetstream::Context,
+        spec: ConsumerSpec,
+        handler: H,
+    ) -> Self {
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(consumer::run(
+            pool.clone(),
+            jetstream.clone(),
+            spec,
+            handler,
+            shutdown.clone(),
+        ));
+        Self { shutdown, task }
+    }
+
+    /// Stops the consumer and waits until it has.
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// The id of an event `consumer` has handled before.
 async fn handled_before(pool: &PgPool, consumer: &str) -> Uuid {
     let id = Uuid::new_v4();
@@ -427,14 +458,7 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
         )
     };
     let handler = RecordingHandler::default();
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(consumer::run(
-        db.pool.clone(),
-        jetstream.clone(),
-        spec.clone(),
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let running = Running::start(&db.pool, &jetstream, spec.clone(), handler.clone());
 
     let publish =
         |id: Option<Uuid>, payload: &'static str| publish(&jetstream, &subject, id, payload);
@@ -480,8 +504,7 @@ async fn a_redelivered_event_is_applied_once_and_bad_events_are_dead_lettered_wi
         "{reasons:?}"
     );
 
-    shutdown.trigger();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 
@@ -505,14 +528,7 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
         };
         publish(&jetstream, &subject, Some(id), payload).await;
     }
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(consumer::run(
-        db.pool.clone(),
-        jetstream.clone(),
-        spec,
-        RecordingHandler::default(),
-        shutdown.clone(),
-    ));
+    let running = Running::start(&db.pool, &jetstream, spec, RecordingHandler::default());
 
     eventually("the good events are applied", || async {
         count(&db.pool, "SELECT count(*) FROM effects").await == 98
@@ -536,8 +552,7 @@ async fn a_batched_consumer_applies_events_together_and_a_bad_one_alone() {
         "98 events applied in {transactions} transactions: batches share them"
     );
 
-    shutdown.trigger();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 
@@ -665,14 +680,7 @@ async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than
     enqueue(&db.pool, &events).await;
     relay_round(&db.pool, &jetstream).await;
 
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(consumer::run(
-        db.pool.clone(),
-        jetstream.clone(),
-        spec,
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let running = Running::start(&db.pool, &jetstream, spec, handler.clone());
     // One at a time, every message would wait at the barrier in vain.
     eventually("all messages are applied, in groups of four", || async {
         count(&db.pool, "SELECT count(*) FROM effects").await == (3 * width) as i64
@@ -684,8 +692,7 @@ async fn a_concurrent_consumer_handles_several_messages_at_once_but_no_more_than
         0
     );
 
-    shutdown.trigger();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 
@@ -732,14 +739,7 @@ async fn a_message_being_handled_past_its_ack_wait_is_not_redelivered() {
         calls: Arc::default(),
     };
     publish(&jetstream, &subject, Some(Uuid::new_v4()), "slow").await;
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(consumer::run(
-        db.pool.clone(),
-        jetstream.clone(),
-        spec.clone(),
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let running = Running::start(&db.pool, &jetstream, spec.clone(), handler.clone());
     eventually("the slow event is applied", || async {
         count(&db.pool, "SELECT count(*) FROM effects").await == 1
     })
@@ -760,8 +760,7 @@ async fn a_message_being_handled_past_its_ack_wait_is_not_redelivered() {
     );
     assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
 
-    shutdown.trigger();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     jetstream.delete_stream(&stream_name).await.unwrap();
 }
 
