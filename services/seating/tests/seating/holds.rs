@@ -43,12 +43,7 @@ async fn a_hold_is_all_or_nothing_when_one_seat_is_taken() {
 
     let map = f.seat_map("ann").await;
     assert_eq!(map.seats.len(), 40);
-    let own: Vec<_> = map
-        .seats
-        .iter()
-        .filter(|s| s.held_by_caller)
-        .map(|s| s.label.as_str())
-        .collect();
+    let own = held_by_caller(&map);
     assert_eq!(own, ["A1", "A2"], "the caller sees its own hold");
     assert!(
         f.seat_map("bob")
@@ -496,12 +491,7 @@ async fn the_seat_map_does_not_scan_the_history_of_holds() {
     );
 
     let map = f.seat_map("ann").await;
-    let own: Vec<_> = map
-        .seats
-        .iter()
-        .filter(|s| s.held_by_caller)
-        .map(|s| s.label.as_str())
-        .collect();
+    let own = held_by_caller(&map);
     assert_eq!(own, ["A1"], "the caller's own hold is still shown as such");
     assert!(
         map.seats
@@ -629,6 +619,15 @@ async fn seating_functions_plan_once_and_a_hold_still_skips_its_flush() {
         "a hold's transaction does not wait for its flush"
     );
     tx.rollback().await.expect("rolled back");
+}
+
+/// The labels of the seats a seat map shows as held by its caller.
+fn held_by_caller(map: &pb::SeatMap) -> Vec<&str> {
+    map.seats
+        .iter()
+        .filter(|s| s.held_by_caller)
+        .map(|s| s.label.as_str())
+        .collect()
 }
 
 /// A history of `count` ended holds on the fixture's showtime, analysed as
