@@ -427,3 +427,63 @@ async fn seats_booked_from_a_payment_event_are_announced_on_the_live_subject() {
         .collect();
     assert_eq!(booked, [("D1", "booked"), ("D2", "booked")]);
 }
+
+/// Booking a paid hold, and answering its replay, never scans the bookings
+/// table: whether a hold is booked is read from the hold. seating_book plans
+/// once per connection; an EXISTS over bookings, planned while the table was
+/// small, read every booking on every later booking.
+#[tokio::test]
+async fn booking_a_paid_hold_never_scans_the_bookings_table() {
+    let f = fixture().await;
+    let hold = f.hold("ann", &["A1"]).await.unwrap();
+    let pool = f.seating.pool();
+    // Three hundred earlier bookings, analysed as autovacuum would.
+    sqlx::query(
+        "WITH h AS ( \
+             INSERT INTO holds (id, showtime_id, user_id, labels, held_until, status, created_at, ended_at) \
+             SELECT gen_random_uuid(), $1::uuid, 'past-' || g, ARRAY['A2'], now(), 'converted', now(), now() \
+             FROM generate_series(1, 300) g RETURNING id, showtime_id, user_id) \
+         INSERT INTO bookings (id, reference, checkout_id, hold_id, user_id, user_email, showtime_id, \
+                               amount_minor, currency, status, booked_at) \
+         SELECT gen_random_uuid(), 'PAST-' || h.id, 'cs_past_' || h.id, h.id, h.user_id, \
+                'past@example.com', h.showtime_id, 1000, 'INR', 'confirmed', now() FROM h",
+    )
+    .bind(&f.showtime_id)
+    .execute(pool)
+    .await
+    .expect("earlier bookings");
+    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+
+    // A connection of its own, so the function's plans are made now. The
+    // scan counter is the backend's, not flushed yet: what it counted for
+    // earlier transactions stays in it, hence the difference.
+    let mut connection = pool.acquire().await.expect("a connection").detach();
+    for expected in ["confirmed", "already_booked"] {
+        let mut tx = sqlx::Connection::begin(&mut connection).await.unwrap();
+        let before = bookings_seq_scans(&mut tx).await;
+        let outcome: String = sqlx::query_scalar(
+            "SELECT outcome FROM seating_book($1::uuid, 'cs_ann', gen_random_uuid(), \
+             'ann@example.com', 50000, 'INR', ARRAY['BMS-ANN001'], now())",
+        )
+        .bind(&hold.id)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("seating_book answers");
+        assert_eq!(outcome, expected);
+        assert_eq!(
+            bookings_seq_scans(&mut tx).await - before,
+            0,
+            "{expected}: bookings read by a sequential scan"
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
+/// Sequential scans of `bookings` this backend has counted and not yet
+/// reported.
+async fn bookings_seq_scans(connection: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'bookings'")
+        .fetch_one(connection)
+        .await
+        .expect("the backend's table statistics")
+}
