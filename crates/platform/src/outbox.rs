@@ -138,13 +138,77 @@ pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::Pg
 /// Writes `event` into the outbox inside the caller's transaction, with the
 /// current span's trace context.
 pub async fn enqueue(connection: &mut PgConnection, event: &OutboxEvent) -> sqlx::Result<()> {
+    insert(connection, [(event, StoredContext::current())]).await
+}
+
+/// An event with the trace context of the span that decided it, to be
+/// written together with others ([`enqueue_all`]).
+#[derive(Clone, Debug)]
+pub struct Pending {
+    event: OutboxEvent,
+    trace: StoredContext,
+}
+
+impl OutboxEvent {
+    /// This event with the current span's trace context, for
+    /// [`enqueue_all`].
+    pub fn pending(self) -> Pending {
+        Pending {
+            event: self,
+            trace: StoredContext::current(),
+        }
+    }
+}
+
+/// Writes `events` into the outbox inside the caller's transaction in one
+/// statement, in order, each with its own span's trace context: a consumer
+/// applying a batch of events writes what they announce in one round trip
+/// rather than one each.
+pub async fn enqueue_all(connection: &mut PgConnection, events: &[Pending]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    insert(
+        connection,
+        events.iter().map(|p| (&p.event, p.trace.clone())),
+    )
+    .await
+}
+
+async fn insert<'e>(
+    connection: &mut PgConnection,
+    events: impl IntoIterator<Item = (&'e OutboxEvent, StoredContext)>,
+) -> sqlx::Result<()> {
     static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "INSERT INTO outbox ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO outbox ({EVENT_COLUMNS}) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[]) \
              ON CONFLICT (id) DO NOTHING"
         )
     });
-    bind_event(sqlx::query(INSERT.as_str()), event)
+    let (mut ids, mut subjects, mut types, mut payloads, mut parents, mut states) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (event, trace) in events {
+        ids.push(event.id);
+        subjects.push(event.subject.as_str());
+        types.push(event.event_type.as_str());
+        payloads.push(event.payload.as_slice());
+        parents.push(trace.traceparent);
+        states.push(trace.tracestate);
+    }
+    sqlx::query(INSERT.as_str())
+        .bind(ids)
+        .bind(subjects)
+        .bind(types)
+        .bind(payloads)
+        .bind(parents)
+        .bind(states)
         .execute(connection)
         .await?;
     Ok(())

@@ -145,5 +145,42 @@ async fn an_events_trace_context_goes_through_the_outbox_into_the_consumers_span
         Some(producer.trace_id()),
         "the handler runs in the producer's trace"
     );
+
+    // Events decided in spans of their own and written together later (a
+    // consumer's batch) keep each its own span's context.
+    let spans = [tracing::info_span!("first"), tracing::info_span!("second")];
+    let pending: Vec<outbox::Pending> = spans
+        .iter()
+        .map(|span| {
+            span.in_scope(|| {
+                OutboxEvent::new("", &subject, "TestEvent", b"batched".to_vec()).pending()
+            })
+        })
+        .collect();
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox::enqueue_all(&mut tx, &pending).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT traceparent FROM outbox WHERE payload = 'batched'::bytea ORDER BY seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let expected: Vec<Option<String>> = spans
+        .iter()
+        .map(|span| {
+            let context = span.context();
+            let span_context = context.span().span_context().clone();
+            Some(format!(
+                "00-{}-{}-01",
+                span_context.trace_id(),
+                span_context.span_id()
+            ))
+        })
+        .collect();
+    assert_eq!(
+        stored, expected,
+        "each row keeps its own span's traceparent"
+    );
     jetstream.delete_stream(&stream_name).await.unwrap();
 }

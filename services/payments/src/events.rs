@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
+use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError};
 use prost::Message as _;
 use proto::events::v1 as events_pb;
 use sqlx::PgConnection;
@@ -104,25 +104,37 @@ impl BookingsHandler {
         }
     }
 
+    /// Records the bookings seating made for `booked` (checkout, reference)
+    /// in one statement. A checkout payments does not know fails the lot.
     async fn confirmed(
         &self,
         connection: &mut PgConnection,
-        payload: &[u8],
-    ) -> Result<BookingOutcome, HandlerError> {
-        let event = events_pb::BookingConfirmed::decode(payload)
-            .map_err(|e| HandlerError::Permanent(format!("not a BookingConfirmed: {e}")))?;
-        let checkout_id = parse_checkout_id(&event.checkout_id)?;
-        let Some(booked) = store::set_booking_reference(connection, checkout_id, &event.reference)
+        booked: &[(Uuid, String)],
+    ) -> Result<Vec<BookingOutcome>, HandlerError> {
+        let checkouts = store::set_booking_references(connection, booked)
             .await
-            .map_err(handler_error)?
-        else {
+            .map_err(handler_error)?;
+        if checkouts.len() != booked.len() {
+            let known: Vec<Uuid> = checkouts.iter().map(|c| c.id).collect();
+            let unknown: Vec<String> = booked
+                .iter()
+                .filter(|(checkout, _)| !known.contains(checkout))
+                .map(|(checkout, reference)| format!("{reference} (checkout {checkout})"))
+                .collect();
             return Err(HandlerError::Permanent(format!(
-                "booking {} is for checkout {checkout_id}, which payments does not know",
-                event.reference
+                "bookings for checkouts payments does not know: {}",
+                unknown.join(", ")
             )));
-        };
-        tracing::info!(checkout = %checkout_id, reference = %event.reference, "booking confirmed");
-        Ok(BookingOutcome::Booked(Box::new(booked)))
+        }
+        Ok(checkouts
+            .into_iter()
+            .map(|checkout| {
+                tracing::info!(checkout = %checkout.id,
+                    reference = checkout.booking_reference.as_deref().unwrap_or_default(),
+                    "booking confirmed");
+                BookingOutcome::Booked(Box::new(checkout))
+            })
+            .collect())
     }
 
     async fn rejected(
@@ -172,7 +184,11 @@ impl Handler for BookingsHandler {
         delivery: &'a Delivery<'a>,
     ) -> Result<Self::Committed, HandlerError> {
         if delivery.subject == self.subjects.booking_confirmed {
-            self.confirmed(connection, delivery.payload).await
+            let booked = [booked(delivery.payload)?];
+            let mut outcomes = self.confirmed(connection, &booked).await?;
+            outcomes
+                .pop()
+                .ok_or_else(|| HandlerError::Transient(anyhow::anyhow!("no outcome")))
         } else if delivery.subject == self.subjects.booking_rejected {
             self.rejected(connection, delivery.payload).await
         } else {
@@ -183,12 +199,42 @@ impl Handler for BookingsHandler {
         }
     }
 
+    /// A batch of confirmations, the common case, records every reference
+    /// with one statement; a batch holding anything else is applied event
+    /// by event. A confirmation that does not decode or names a checkout
+    /// payments does not know fails the batch, which is then handled event
+    /// by event and dead-letters only that one.
+    async fn handle_batch<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        deliveries: &'a [Delivery<'a>],
+    ) -> Result<Vec<Self::Committed>, HandlerError> {
+        if deliveries
+            .iter()
+            .any(|delivery| delivery.subject != self.subjects.booking_confirmed)
+        {
+            return consumer::handle_each(self, connection, deliveries).await;
+        }
+        let booked = deliveries
+            .iter()
+            .map(|delivery| booked(delivery.payload))
+            .collect::<Result<Vec<_>, HandlerError>>()?;
+        self.confirmed(connection, &booked).await
+    }
+
     async fn after_commit(&self, outcome: BookingOutcome) {
         match outcome {
             BookingOutcome::Booked(checkout) => self.waiters.wake(*checkout),
             BookingOutcome::RefundRequested => self.refunds.notify_one(),
         }
     }
+}
+
+/// The checkout and booking reference a `bookings.confirmed` names.
+fn booked(payload: &[u8]) -> Result<(Uuid, String), HandlerError> {
+    let event = events_pb::BookingConfirmed::decode(payload)
+        .map_err(|e| HandlerError::Permanent(format!("not a BookingConfirmed: {e}")))?;
+    Ok((parse_checkout_id(&event.checkout_id)?, event.reference))
 }
 
 fn parse_checkout_id(value: &str) -> Result<Uuid, HandlerError> {

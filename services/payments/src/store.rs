@@ -267,21 +267,27 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Remembers the booking seating made for a checkout; answers the checkout
-/// as it now is (handed to whoever waits on it), or `None` when the
-/// checkout is unknown.
-pub async fn set_booking_reference(
+/// Remembers the bookings seating made for checkouts, in one statement for
+/// a consumer's whole batch; answers the checkouts found as they now are
+/// (handed to whoever waits on them). A checkout payments does not know is
+/// missing from the answer.
+pub async fn set_booking_references(
     connection: &mut PgConnection,
-    checkout_id: Uuid,
-    reference: &str,
-) -> Result<Option<Checkout>, PaymentsError> {
+    booked: &[(Uuid, String)],
+) -> Result<Vec<Checkout>, PaymentsError> {
+    // Sorted, so concurrent batches take the row locks in one order.
+    let mut booked: Vec<&(Uuid, String)> = booked.iter().collect();
+    booked.sort_unstable();
+    let (checkouts, references): (Vec<Uuid>, Vec<&str>) =
+        booked.iter().map(|(c, r)| (*c, r.as_str())).unzip();
     Ok(sqlx::query_as(&format!(
-        "UPDATE checkouts SET booking_reference = $2, updated_at = now() WHERE id = $1 \
-         RETURNING {CHECKOUT_COLUMNS}"
+        "UPDATE checkouts SET booking_reference = b.reference, updated_at = now() \
+         FROM unnest($1::uuid[], $2::text[]) AS b(checkout, reference) \
+         WHERE checkouts.id = b.checkout RETURNING {CHECKOUT_COLUMNS}"
     ))
-    .bind(checkout_id)
-    .bind(reference)
-    .fetch_optional(connection)
+    .bind(checkouts)
+    .bind(references)
+    .fetch_all(connection)
     .await?)
 }
 

@@ -41,12 +41,13 @@
 
 use std::sync::Arc;
 
-use platform::consumer::{self, ConsumerSpec, Delivery, Handler, HandlerError};
+use platform::consumer::{ConsumerSpec, Delivery, Handler, HandlerError};
 use platform::outbox::{self, OutboxEvent, RelayWaker};
 use prost::Message as _;
 use proto::events::v1 as events_pb;
 use proto::time::to_timestamp;
 use sqlx::PgConnection;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -129,6 +130,10 @@ pub struct PaymentsHandler {
     relay: RelayWaker,
 }
 
+/// What applying a checkout event did: the seat changes to announce after
+/// the commit, and the event for the outbox.
+type Applied = (Option<SeatChanges>, Option<outbox::Pending>);
+
 impl PaymentsHandler {
     pub fn new(
         clock: Arc<dyn Clock>,
@@ -148,7 +153,7 @@ impl PaymentsHandler {
         &self,
         connection: &mut PgConnection,
         payload: &[u8],
-    ) -> Result<Option<SeatChanges>, HandlerError> {
+    ) -> Result<Applied, HandlerError> {
         let event = events_pb::CheckoutCompleted::decode(payload)
             .map_err(|e| HandlerError::Permanent(format!("not a CheckoutCompleted: {e}")))?;
         let hold_id = parse_hold_id(&event.hold_id)?;
@@ -192,20 +197,18 @@ impl PaymentsHandler {
                     currency: booking.currency.clone(),
                     seats_offered: showtime.capacity.max(0) as u32,
                 };
-                enqueue(
-                    connection,
+                let announced = announce(
                     &self.subjects.booking_confirmed,
                     "bookmyseat.events.v1.BookingConfirmed",
                     confirmed.meta.as_ref(),
                     confirmed.encode_to_vec(),
-                )
-                .await?;
-                Ok(Some(changes))
+                );
+                Ok((Some(changes), Some(announced)))
             }
             BookingOutcome::AlreadyBooked => {
                 tracing::info!(hold = %hold_id, checkout = %paid.checkout_id,
                     "checkout was already booked; nothing to do");
-                Ok(None)
+                Ok((None, None))
             }
             BookingOutcome::Rejected {
                 hold,
@@ -228,15 +231,13 @@ impl PaymentsHandler {
                     ),
                     unavailable_seats: unavailable,
                 };
-                enqueue(
-                    connection,
+                let announced = announce(
                     &self.subjects.booking_rejected,
                     "bookmyseat.events.v1.BookingRejected",
                     rejected.meta.as_ref(),
                     rejected.encode_to_vec(),
-                )
-                .await?;
-                Ok(Some(changes))
+                );
+                Ok((Some(changes), Some(announced)))
             }
             BookingOutcome::UnknownHold => {
                 Err(HandlerError::Permanent(format!("no hold {hold_id}")))
@@ -273,23 +274,20 @@ impl Handler for PaymentsHandler {
         connection: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
     ) -> Result<Self::Committed, HandlerError> {
-        if delivery.subject == self.subjects.checkout_completed {
-            self.checkout_completed(connection, delivery.payload).await
-        } else if delivery.subject == self.subjects.checkout_expired {
-            self.checkout_expired(connection, delivery.payload).await
-        } else {
-            Ok(not_ours(PAYMENTS_CONSUMER, delivery.subject))
-        }
+        let (changes, announced) = self.apply(connection, delivery).await?;
+        outbox::enqueue_all(connection, announced.as_slice()).await?;
+        Ok(changes)
     }
 
-    /// Applies the batch one event at a time, ordered by showtime. Each
-    /// booking or release locks its showtime's row until the batch commits;
-    /// batches running side by side that took their locks in arrival order
-    /// could each wait for the other's (a deadlock PostgreSQL breaks after a
+    /// Applies the batch one event at a time, ordered by showtime, then
+    /// writes the events they announce in one statement. Each booking or
+    /// release locks its showtime's row until the batch commits; batches
+    /// running side by side that took their locks in arrival order could
+    /// each wait for the other's (a deadlock PostgreSQL breaks after a
     /// second by failing one, which is then retried event by event). In one
-    /// order they only queue. The order comes from the events' `showtime_id`;
-    /// an event without one (an older producer) sorts first and merely risks
-    /// that retry.
+    /// order they only queue. The order comes from the events'
+    /// `showtime_id`; an event without one (an older producer) sorts first
+    /// and merely risks that retry.
     async fn handle_batch<'a>(
         &'a self,
         connection: &'a mut PgConnection,
@@ -300,8 +298,18 @@ impl Handler for PaymentsHandler {
             .map(|delivery| (self.showtime_of(delivery), delivery))
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let ordered: Vec<&'a Delivery<'a>> = keyed.into_iter().map(|(_, d)| d).collect();
-        consumer::handle_each(self, connection, ordered).await
+        let mut committed = Vec::with_capacity(keyed.len());
+        let mut announced = Vec::with_capacity(keyed.len());
+        for (_, delivery) in keyed {
+            let (changes, event) = self
+                .apply(&mut *connection, delivery)
+                .instrument(delivery.span.clone())
+                .await?;
+            committed.push(changes);
+            announced.extend(event);
+        }
+        outbox::enqueue_all(connection, &announced).await?;
+        Ok(committed)
     }
 
     async fn after_commit(&self, changes: Self::Committed) {
@@ -313,6 +321,24 @@ impl Handler for PaymentsHandler {
 }
 
 impl PaymentsHandler {
+    /// Applies one checkout event: the seats it changed and the event it
+    /// announces, which the caller writes to the outbox (alone, or with the
+    /// rest of its batch).
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        delivery: &Delivery<'_>,
+    ) -> Result<Applied, HandlerError> {
+        if delivery.subject == self.subjects.checkout_completed {
+            self.checkout_completed(connection, delivery.payload).await
+        } else if delivery.subject == self.subjects.checkout_expired {
+            let changes = self.checkout_expired(connection, delivery.payload).await?;
+            Ok((changes, None))
+        } else {
+            Ok((not_ours(PAYMENTS_CONSUMER, delivery.subject), None))
+        }
+    }
+
     /// The showtime a checkout event names, for the lock order: empty when
     /// it names none or does not decode (the handler reports the latter).
     fn showtime_of(&self, delivery: &Delivery<'_>) -> String {
@@ -452,15 +478,14 @@ fn meta(now: chrono::DateTime<chrono::Utc>) -> events_pb::EventMeta {
     }
 }
 
-async fn enqueue(
-    connection: &mut PgConnection,
+/// The outbox row of an event whose id is its `meta`'s, with the current
+/// span's trace context.
+fn announce(
     subject: &str,
     event_type: &str,
     meta: Option<&events_pb::EventMeta>,
     payload: Vec<u8>,
-) -> Result<(), HandlerError> {
+) -> outbox::Pending {
     let event_id = meta.map(|m| m.event_id.as_str()).unwrap_or_default();
-    let event = OutboxEvent::new(event_id, subject, event_type, payload);
-    outbox::enqueue(connection, &event).await?;
-    Ok(())
+    OutboxEvent::new(event_id, subject, event_type, payload).pending()
 }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bookings;
 mod checkout;
 mod refunds;
 mod simulated;
