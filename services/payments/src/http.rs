@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 
 use crate::checkouts::{Checkouts, SimulatedAction};
 use crate::domain::{CheckoutStatus, PaymentsError};
@@ -90,9 +91,13 @@ async fn stripe_webhook(
             return json_error(StatusCode::BAD_REQUEST, "invalid_event", &error.to_string());
         }
     };
+    // Instrumented, not entered: an entered guard held across the awaits
+    // would lend this span to whatever else the thread ran meanwhile.
     let span = tracing::info_span!("stripe_event", event = %event.id, kind = %event.kind);
-    let _entered = span.enter();
-    match webhook::handle(&state.checkouts, &event).await {
+    match webhook::handle(&state.checkouts, &event)
+        .instrument(span)
+        .await
+    {
         Ok(Handled::Replay) => {
             axum::Json(serde_json::json!({"received": true, "replay": true})).into_response()
         }
