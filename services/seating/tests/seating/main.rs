@@ -6,3 +6,4 @@ mod concurrency;
 mod harness;
 mod holds;
 mod refunds;
+mod schema;
