@@ -57,6 +57,12 @@ async fn a_valid_webhook_replayed_three_times_makes_one_payment_one_event_and_on
 
     assert_eq!(f.count("SELECT count(*) FROM payments").await, 1);
     assert_eq!(f.count("SELECT count(*) FROM provider_events").await, 2);
+    assert_eq!(
+        f.count("SELECT count(*) FROM provider_events WHERE outcome = 'already paid'")
+            .await,
+        1,
+        "the second event id is recorded as news of a payment already made"
+    );
     let completed = f.events_on("payments.checkout.completed").await;
     assert_eq!(completed.len(), 1, "one payments.checkout.completed");
     let event = events_pb::CheckoutCompleted::decode(completed[0].as_slice()).unwrap();
