@@ -24,6 +24,8 @@
 #   BENCH_DATABASE_URL_PREFIX    each service's bench database is this plus its name
 #                                (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_bench_)
 #   CATALOG_CACHE_TTL_MS         passed to catalog when set (its default is 2000)
+#   BENCH_GATEWAY_THREADS        the gateway's TOKIO_WORKER_THREADS when set
+#                                (default: one per core, as tokio chooses)
 #   CARGO_TARGET_DIR             honoured, as cargo does
 # Extra arguments go to `loadgen browse` as they are, e.g.
 #   scripts/bench.sh --gzip --workers-per-channel 4 --json
@@ -70,7 +72,7 @@ main() {
     log "starting catalog on 127.0.0.1:$CATALOG_PORT and gateway on 127.0.0.1:$GATEWAY_PORT (logs in $RUN_DIR)"
     start catalog "${BENCH_ENV[@]}" "$BIN" catalog
     wait_for catalog tcp_open 127.0.0.1 "$CATALOG_PORT"
-    start gateway "${BENCH_ENV[@]}" "$BIN" gateway
+    start gateway "${BENCH_ENV[@]}" ${BENCH_GATEWAY_THREADS:+TOKIO_WORKER_THREADS=$BENCH_GATEWAY_THREADS} "$BIN" gateway
     wait_for gateway gateway_healthy
 
     local info

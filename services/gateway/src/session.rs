@@ -23,8 +23,7 @@
 //! customers). No query string, header or other cookie can stand in for them.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -68,12 +67,13 @@ pub struct Visitor {
 }
 
 #[derive(Debug)]
-struct AnonymousCsrf {
-    token: String,
-    /// Minted for this request: the response must set the cookie if a page
-    /// used it.
-    minted: bool,
-    used: AtomicBool,
+enum AnonymousCsrf {
+    /// The token the browser's cookie carried.
+    Sent(String),
+    /// The browser had none: one is minted when a form first needs it (most
+    /// requests never do, and minting reads the OS random generator), and
+    /// the response then sets the cookie.
+    Minted(OnceLock<String>),
 }
 
 impl Visitor {
@@ -85,10 +85,12 @@ impl Visitor {
     pub fn csrf_token(&self) -> String {
         match &self.session {
             Some(session) => session.csrf_token.clone(),
-            None => {
-                self.anonymous_csrf.used.store(true, Ordering::Relaxed);
-                self.anonymous_csrf.token.clone()
-            }
+            None => match self.anonymous_csrf.as_ref() {
+                AnonymousCsrf::Sent(token) => token.clone(),
+                AnonymousCsrf::Minted(cell) => cell
+                    .get_or_init(|| Token::generate().as_str().to_owned())
+                    .clone(),
+            },
         }
     }
 
@@ -109,9 +111,11 @@ impl Visitor {
     fn csrf_matches(&self, provided: &str) -> bool {
         let expected = match &self.session {
             Some(session) => session.csrf_token.as_str(),
-            // A token minted just now was never given to anybody.
-            None if self.anonymous_csrf.minted => return false,
-            None => self.anonymous_csrf.token.as_str(),
+            None => match self.anonymous_csrf.as_ref() {
+                AnonymousCsrf::Sent(token) => token.as_str(),
+                // A token minted during this request was never given to anybody.
+                AnonymousCsrf::Minted(_) => return false,
+            },
         };
         !provided.is_empty() && constant_time_eq(provided.as_bytes(), expected.as_bytes())
     }
@@ -217,16 +221,8 @@ pub async fn authenticate(
     let stale_cookie = session_cookie.is_some() && session.is_none();
 
     let anonymous_csrf = match cookie(request.headers(), CSRF_COOKIE).and_then(Token::parse) {
-        Some(token) => AnonymousCsrf {
-            token: token.as_str().to_owned(),
-            minted: false,
-            used: AtomicBool::new(false),
-        },
-        None => AnonymousCsrf {
-            token: Token::generate().as_str().to_owned(),
-            minted: true,
-            used: AtomicBool::new(false),
-        },
+        Some(token) => AnonymousCsrf::Sent(token.as_str().to_owned()),
+        None => AnonymousCsrf::Minted(OnceLock::new()),
     };
     let visitor = Visitor {
         session,
@@ -248,9 +244,11 @@ pub async fn authenticate(
     let mut response = next.run(request).await;
 
     let headers = response.headers_mut();
-    let csrf = &visitor.anonymous_csrf;
-    if visitor.session.is_none() && csrf.minted && csrf.used.load(Ordering::Relaxed) {
-        headers.append(header::SET_COOKIE, policy.csrf_cookie(&csrf.token));
+    if visitor.session.is_none()
+        && let AnonymousCsrf::Minted(cell) = visitor.anonymous_csrf.as_ref()
+        && let Some(token) = cell.get()
+    {
+        headers.append(header::SET_COOKIE, policy.csrf_cookie(token));
     }
     // Unless the handler itself set a new session (a sign-in), tell the
     // browser to forget a cookie that opens nothing.

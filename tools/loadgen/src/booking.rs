@@ -16,7 +16,6 @@
 //! After the runs the invariants ([`crate::invariants`]) are checked in the
 //! services' databases, once the pipeline has settled.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -29,9 +28,6 @@ use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::purchase::{self, Buyer, Held, Rng, pick_seats};
 use crate::report::{self, Row};
 use crate::target::Target;
-
-/// Showtimes a worker tries before saying the programme is sold out.
-const SHOWTIMES_TRIED: usize = 8;
 
 /// The steady booking scenario's flags.
 #[derive(clap::Args, Debug)]
@@ -70,11 +66,9 @@ struct JsonReport<'a> {
 pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
     let gateway = Target::loopback(&args.gateway, "--gateway")?;
     let databases = Databases::connect(&args.invariants).await?;
-    let showtimes = Arc::new(
-        listed_showtimes(&gateway, args.load.timeout)
-            .await
-            .context("listing showtimes")?,
-    );
+    let showtimes = listed_showtimes(&gateway, args.load.timeout)
+        .await
+        .context("listing showtimes")?;
 
     let mut rows = Vec::new();
     for &concurrency in &args.load.concurrency {
@@ -101,7 +95,7 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
                 .enumerate()
                 .map(|(i, buyer)| BookingWorker {
                     buyer,
-                    showtimes: Arc::clone(&showtimes),
+                    showtimes: showtimes.clone(),
                     rng: Rng::new(Rng::seed_for(i)),
                     max_seats: usize::from(args.max_seats),
                     confirm_within: args.confirm_within,
@@ -188,7 +182,8 @@ async fn listed_showtimes(gateway: &Target, timeout: Duration) -> anyhow::Result
 /// A signed-in buyer booking again and again.
 struct BookingWorker {
     buyer: Buyer,
-    showtimes: Arc<Vec<String>>,
+    /// The showtimes this worker has not found sold out.
+    showtimes: Vec<String>,
     rng: Rng,
     max_seats: usize,
     confirm_within: Duration,
@@ -196,19 +191,24 @@ struct BookingWorker {
 
 impl Worker for BookingWorker {
     async fn call(&mut self) -> Result<Done, String> {
-        let mut chosen = None;
-        for _ in 0..SHOWTIMES_TRIED {
-            let showtime = &self.showtimes[self.rng.below(self.showtimes.len())];
-            let available = self.buyer.available_seats(showtime).await?;
-            if !available.is_empty() {
-                chosen = Some((showtime.clone(), available));
-                break;
+        // A showtime found sold out is not tried again by this worker: a
+        // fast box sells most of the week during a run, and picking blindly
+        // would then spend the run reading full seat maps.
+        let (showtime, available) = loop {
+            if self.showtimes.is_empty() {
+                return Err(
+                    "every listed showtime is sold out (drop the bench databases or \
+                            run for less time)"
+                        .to_owned(),
+                );
             }
-        }
-        let Some((showtime, available)) = chosen else {
-            return Err(format!(
-                "{SHOWTIMES_TRIED} showtimes in a row had no seat left"
-            ));
+            let i = self.rng.below(self.showtimes.len());
+            let available = self.buyer.available_seats(&self.showtimes[i]).await?;
+            if available.is_empty() {
+                self.showtimes.swap_remove(i);
+            } else {
+                break (self.showtimes[i].clone(), available);
+            }
         };
         let seats = pick_seats(&available, self.max_seats, &mut self.rng);
         let started = Instant::now();

@@ -424,6 +424,20 @@ async fn forms_and_api_calls_without_the_right_csrf_token_are_refused() {
     assert_eq!(form.status(), 303);
 }
 
+/// An anonymous visitor gets a CSRF cookie from pages with a form, and only
+/// from those: a film list or a page without a form sets no cookie.
+#[tokio::test]
+async fn only_a_page_with_a_form_gives_an_anonymous_visitor_a_csrf_cookie() {
+    let gateway = Gateway::with_demo_programme().await;
+    for path in ["/api/v1/movies", "/"] {
+        let response = gateway.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(set_cookie(&response, "bms_csrf"), None, "{path}");
+    }
+    let form = gateway.get("/login").await;
+    assert!(set_cookie(&form, "bms_csrf").is_some());
+}
+
 #[tokio::test]
 async fn the_sign_in_page_form_works_with_its_own_csrf_cookie() {
     let gateway = Gateway::with_demo_programme().await;
