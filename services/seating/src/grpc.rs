@@ -10,6 +10,7 @@ use prost::Message as _;
 use proto::seating::v1 as pb;
 use proto::time::{from_timestamp, to_timestamp};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -33,6 +34,10 @@ pub struct SeatingService {
     notifier: SeatNotifier,
     hold_duration: Duration,
     max_seats_per_hold: usize,
+    /// Permits for seat-map queries (`SEATING_MAP_READS`): a crowd of
+    /// readers waits here, first come first served, and never takes the
+    /// pool's other connections from holds and bookings.
+    map_reads: Arc<Semaphore>,
 }
 
 impl SeatingService {
@@ -43,6 +48,7 @@ impl SeatingService {
         notifier: SeatNotifier,
         hold_duration: Duration,
         max_seats_per_hold: usize,
+        map_reads: usize,
     ) -> Self {
         Self {
             pool,
@@ -51,6 +57,7 @@ impl SeatingService {
             notifier,
             hold_duration,
             max_seats_per_hold,
+            map_reads: Arc::new(Semaphore::new(map_reads)),
         }
     }
 
@@ -78,8 +85,16 @@ impl SeatingService {
         showtime_id: Uuid,
         caller: Option<&str>,
     ) -> Result<pb::SeatMap, SeatingError> {
-        let (version, seats) =
-            store::seat_map(&self.pool, showtime_id, caller, self.clock.now()).await?;
+        let (version, seats) = {
+            let _permit = self
+                .map_reads
+                .acquire()
+                .await
+                .expect("the seat-map semaphore is never closed");
+            // The clock is read once the permit is granted, so a map that
+            // waited in the queue is as of its query, not of its arrival.
+            store::seat_map(&self.pool, showtime_id, caller, self.clock.now()).await?
+        };
         Ok(pb::SeatMap {
             showtime_id: showtime_id.to_string(),
             seats: seats

@@ -86,6 +86,12 @@ pub struct Settings {
     /// Connections in seating's database pool.
     #[arg(long, env = "SEATING_DB_POOL_SIZE", default_value_t = 16)]
     pub seating_db_pool_size: u32,
+    /// Seat-map reads that may use database connections at once. The rest
+    /// of the pool stays free for holds and bookings: when a premiere opens
+    /// and a thousand buyers load its seat map together, their reads queue
+    /// here instead of ahead of the holds that decide who gets a seat.
+    #[arg(long, env = "SEATING_MAP_READS", default_value_t = 4)]
+    pub seating_map_reads: u32,
     /// Prefix for JetStream streams and NATS subjects; empty in production.
     /// Tests set one so parallel tests never share a stream.
     #[arg(skip)]
@@ -99,6 +105,7 @@ impl Default for Settings {
             max_seats_per_hold: 10,
             seating_sweep_interval_ms: 1_000,
             seating_db_pool_size: 16,
+            seating_map_reads: 4,
             seating_events_prefix: String::new(),
         }
     }
@@ -120,6 +127,19 @@ impl Settings {
         anyhow::ensure!(
             self.seating_sweep_interval_ms >= 10,
             "SEATING_SWEEP_INTERVAL_MS must be at least 10"
+        );
+        anyhow::ensure!(
+            self.seating_db_pool_size >= 2,
+            "SEATING_DB_POOL_SIZE must be at least 2 (one connection for seat-map reads, one for \
+             holds), not {}",
+            self.seating_db_pool_size
+        );
+        anyhow::ensure!(
+            (1..self.seating_db_pool_size).contains(&self.seating_map_reads),
+            "SEATING_MAP_READS must be at least 1 and below SEATING_DB_POOL_SIZE ({}), so holds \
+             always find a connection; not {}",
+            self.seating_db_pool_size,
+            self.seating_map_reads
         );
         Ok(())
     }
@@ -258,6 +278,7 @@ pub async fn serve(
         notifier,
         chrono::Duration::seconds(settings.hold_duration_secs as i64),
         settings.max_seats_per_hold as usize,
+        settings.seating_map_reads as usize,
     );
     tasks.spawn(platform::grpc::serve(
         listener,
@@ -278,4 +299,30 @@ pub async fn serve(
         shutdown.trigger();
     }
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn seat_map_reads_must_leave_a_connection_for_holds() {
+        assert!(Settings::default().validate().is_ok());
+        let settings = |pool, reads| Settings {
+            seating_db_pool_size: pool,
+            seating_map_reads: reads,
+            ..Settings::default()
+        };
+        assert!(settings(2, 1).validate().is_ok());
+        for (pool, reads) in [(16, 16), (16, 0), (4, 9), (1, 1)] {
+            let error = settings(pool, reads)
+                .validate()
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                error.contains("SEATING_MAP_READS") || error.contains("SEATING_DB_POOL_SIZE"),
+                "{error}"
+            );
+        }
+    }
 }

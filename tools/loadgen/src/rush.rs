@@ -13,8 +13,9 @@
 //! A user whose hold is granted checks out with the simulated payment
 //! provider, pays, and waits until its booking exists.
 //!
-//! Reported: hold latency (every answer, and granted holds only), holds
-//! granted and refused, what became of the users, seats held and sold, and
+//! Reported: hold latency (every answer, and granted holds only), seat-map
+//! latency (seating serves holds before a crowd of map reads, so the wait
+//! moves to the maps and shows there), holds granted and refused, what became of the users, seats held and sold, and
 //! errors. Then the invariants ([`crate::invariants`]) are checked in the
 //! services' databases once the pipeline has settled: no seat sold twice,
 //! every payment turned into one booking or one refund, one confirmation
@@ -109,6 +110,8 @@ struct Outcome {
     ending: Ending,
     /// Latency of every hold answer, and whether it was a grant.
     holds: Vec<(Duration, bool)>,
+    /// Latency of every seat-map answer.
+    maps: Vec<Duration>,
     seats_held: usize,
     errors: Vec<String>,
     /// Requests sent again after a 503 or no answer.
@@ -134,6 +137,10 @@ struct Summary {
     granted_p50_ms: f64,
     granted_p95_ms: f64,
     granted_p99_ms: f64,
+    map_reads: u64,
+    map_p50_ms: f64,
+    map_p99_ms: f64,
+    map_max_ms: f64,
     users_by_ending: BTreeMap<Ending, u64>,
     seats_held: u64,
     /// Seats sold during the rush, by seating's records once settled.
@@ -257,12 +264,16 @@ async fn rush_one(
     let mut outcome = Outcome {
         ending: Ending::GaveUp,
         holds: Vec::new(),
+        maps: Vec::new(),
         seats_held: 0,
         errors: Vec::new(),
         retried: 0,
     };
     for _ in 0..attempts {
-        let available = match buyer.available_seats(&showtime).await {
+        let asked = Instant::now();
+        let available = buyer.available_seats(&showtime).await;
+        outcome.maps.push(asked.elapsed());
+        let available = match available {
             Ok(available) => available,
             Err(error) => {
                 outcome.errors.push(error);
@@ -366,6 +377,7 @@ fn summarise(
 ) -> anyhow::Result<Summary> {
     let mut all = Histogram::<u64>::new_with_bounds(1, HIGHEST_MICROS, 3)?;
     let mut granted = all.clone();
+    let mut maps = all.clone();
     let mut users_by_ending = BTreeMap::new();
     let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let (mut holds_granted, mut holds_refused, mut seats_held) = (0, 0, 0);
@@ -381,6 +393,9 @@ fn summarise(
             } else {
                 holds_refused += 1;
             }
+        }
+        for latency in &outcome.maps {
+            maps.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         }
         for error in &outcome.errors {
             *error_kinds.entry(error.clone()).or_default() += 1;
@@ -404,6 +419,10 @@ fn summarise(
         granted_p50_ms: ms(&granted, 0.50),
         granted_p95_ms: ms(&granted, 0.95),
         granted_p99_ms: ms(&granted, 0.99),
+        map_reads: maps.len(),
+        map_p50_ms: ms(&maps, 0.50),
+        map_p99_ms: ms(&maps, 0.99),
+        map_max_ms: maps.max() as f64 / 1_000.0,
         users_by_ending,
         seats_held,
         seats_sold: None,
@@ -445,6 +464,13 @@ fn print_summary(s: &Summary) {
     println!(
         "hold latency, granted only:  p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
         s.granted_p50_ms, s.granted_p95_ms, s.granted_p99_ms
+    );
+    println!(
+        "seat maps: {} reads; latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        thousands(s.map_reads),
+        s.map_p50_ms,
+        s.map_p99_ms,
+        s.map_max_ms
     );
     let users = |ending| s.users_by_ending.get(&ending).copied().unwrap_or(0);
     println!(

@@ -151,3 +151,88 @@ async fn racing_clients_never_get_the_same_seat_across_two_replicas() {
     assert_eq!(b.unwrap().into_inner().seats.len(), 40);
     race(&f, &[f.client.clone(), second]).await;
 }
+
+/// Seating backends of this test's database waiting on a lock in the seat
+/// map's query.
+async fn seat_maps_waiting(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' \
+         AND query LIKE '%JOIN seats s ON%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// When a premiere opens, a crowd loads its seat map at once. Their reads
+/// take at most `SEATING_MAP_READS` of the pool's connections and queue for
+/// the rest, so the holds that decide who gets a seat still find a
+/// connection. Here twenty reads are stuck behind a table lock: two of
+/// them hold connections, twelve more connections can still be taken, and
+/// once the lock goes every read answers the whole map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
+    use sqlx::{Connection as _, PgConnection};
+
+    const MAP_READS: u32 = 2;
+    const CROWD: usize = 20;
+    let f = crate::harness::fixture_with(|s| s.seating_map_reads = MAP_READS).await;
+    f.seat_map("").await; // materialised and known before the crowd comes
+    let pool = f.seating.pool().clone();
+
+    let mut locker = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .expect("a connection of the test's own");
+    let mut lock = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let mut crowd = tokio::task::JoinSet::new();
+    for _ in 0..CROWD {
+        let mut client = f.client.clone();
+        let showtime_id = f.showtime_id.clone();
+        crowd.spawn(async move {
+            client
+                .get_seat_map(pb::GetSeatMapRequest {
+                    showtime_id,
+                    user_id: String::new(),
+                })
+                .await
+        });
+    }
+    crate::harness::eventually("the first seat-map reads reach the lock", || async {
+        seat_maps_waiting(&pool).await >= i64::from(MAP_READS)
+    })
+    .await;
+    // Time for more reads to reach the database, were they let through.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        seat_maps_waiting(&pool).await,
+        i64::from(MAP_READS),
+        "only SEATING_MAP_READS seat-map queries run at once"
+    );
+
+    // Of the pool's 16 connections the crowd holds two; the seating's
+    // background tasks may hold a couple; the rest are free.
+    let mut free = Vec::new();
+    for n in 0..12 {
+        let connection = tokio::time::timeout(std::time::Duration::from_secs(3), pool.acquire())
+            .await
+            .unwrap_or_else(|_| panic!("connection {n} is free while the crowd waits"))
+            .expect("a pooled connection");
+        free.push(connection);
+    }
+    drop(free);
+
+    lock.rollback().await.unwrap();
+    while let Some(read) = crowd.join_next().await {
+        let map = read
+            .expect("the read's task")
+            .expect("every read is answered once the lock goes")
+            .into_inner();
+        assert_eq!(map.seats.len(), 40);
+    }
+}
