@@ -16,7 +16,7 @@
 //! domain counters next to the code that moves them (holds, bookings,
 //! payments, refunds, emails); `bookmyseat_outbox_backlog{database}` and
 //! `bookmyseat_consumer_pending{consumer}` gauges from the outbox relay and
-//! the consumers. Durations are histograms with fixed buckets (milliseconds
+//! the consumers; `bookmyseat_seat_map_reads_waiting` from seating. Durations are histograms with fixed buckets (milliseconds
 //! to seconds), so they can be aggregated across replicas.
 
 use std::future::Future;

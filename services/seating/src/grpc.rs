@@ -86,11 +86,13 @@ impl SeatingService {
         caller: Option<&str>,
     ) -> Result<pb::SeatMap, SeatingError> {
         let (version, seats) = {
-            let _permit = self
-                .map_reads
-                .acquire()
-                .await
-                .expect("the seat-map semaphore is never closed");
+            let _permit = {
+                let _waiting = WaitingForMap::new();
+                self.map_reads
+                    .acquire()
+                    .await
+                    .expect("the seat-map semaphore is never closed")
+            };
             // The clock is read once the permit is granted, so a map that
             // waited in the queue is as of its query, not of its arrival.
             store::seat_map(&self.pool, showtime_id, caller, self.clock.now()).await?
@@ -128,6 +130,26 @@ impl SeatingService {
             status: status as i32,
             created_at: Some(to_timestamp(hold.created_at)),
         }
+    }
+}
+
+/// Counts a seat-map read in `bookmyseat_seat_map_reads_waiting` while it
+/// waits for a permit, and stops counting it when it gets one or its call is
+/// dropped. A rush shows here first; a queue that stays long says raise
+/// `SEATING_MAP_READS` or add replicas.
+struct WaitingForMap(metrics::Gauge);
+
+impl WaitingForMap {
+    fn new() -> Self {
+        let gauge = metrics::gauge!("bookmyseat_seat_map_reads_waiting");
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for WaitingForMap {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
