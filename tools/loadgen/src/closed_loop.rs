@@ -28,6 +28,7 @@ use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 
 use crate::cpu::{self, Watched};
+use crate::report::micros;
 
 /// Longest latency the histogram tells apart; longer ones count as this.
 const HIGHEST_LATENCY_MICROS: u64 = 60_000_000;
@@ -310,7 +311,6 @@ async fn drive<W: Worker>(
             budget.spent.store(true, Ordering::Relaxed);
         }
         tally.last_counted = Some(answered);
-        let micros = |timed: Duration| u64::try_from(timed.as_micros()).unwrap_or(u64::MAX);
         match answer {
             Ok(Done::Ok) => {
                 tally.ok += 1;

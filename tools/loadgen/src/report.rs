@@ -194,6 +194,11 @@ fn print_cpu_table(rows: &[Row], width: usize) {
     }
 }
 
+/// A latency in the microseconds the histograms count (saturating).
+pub fn micros(latency: std::time::Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// `61234` → `61,234`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

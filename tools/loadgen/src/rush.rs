@@ -15,8 +15,8 @@
 //!
 //! Reported: hold latency (every answer, and granted holds only), seat-map
 //! latency (seating serves holds before a crowd of map reads, so the wait
-//! moves to the maps and shows there), holds granted and refused, what became of the users, seats held and sold, and
-//! errors. Then the invariants ([`crate::invariants`]) are checked in the
+//! moves to the maps and shows there), holds granted and refused, what
+//! became of the users, seats held and sold, and errors. Then the invariants ([`crate::invariants`]) are checked in the
 //! services' databases once the pipeline has settled: no seat sold twice,
 //! every payment turned into one booking or one refund, one confirmation
 //! email per booking, no more seats sold than the screen has, and — when
@@ -35,7 +35,7 @@ use crate::http1::Http1Connection;
 use crate::invariants::{self, Databases, InvariantArgs};
 use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
 use crate::purchase::{self, Buyer, Held, Rng, pick_seats};
-use crate::report::thousands;
+use crate::report::{micros, thousands};
 use crate::target::Target;
 
 /// Showtimes whose seat maps are read while looking for the screen size.
@@ -385,17 +385,17 @@ fn summarise(
         *users_by_ending.entry(outcome.ending).or_default() += 1;
         seats_held += outcome.seats_held as u64;
         for &(latency, was_granted) in &outcome.holds {
-            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            all.saturating_record(micros);
+            let latency = micros(latency);
+            all.saturating_record(latency);
             if was_granted {
                 holds_granted += 1;
-                granted.saturating_record(micros);
+                granted.saturating_record(latency);
             } else {
                 holds_refused += 1;
             }
         }
         for latency in &outcome.maps {
-            maps.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            maps.saturating_record(micros(*latency));
         }
         for error in &outcome.errors {
             *error_kinds.entry(error.clone()).or_default() += 1;

@@ -65,7 +65,7 @@ use crate::closed_loop::{self, Done, LoadArgs, Measurement, Pacer, Shape, Worker
 use crate::cpu;
 use crate::http1::Http1Connection;
 use crate::programme::EMPTY_HINT;
-use crate::report::{self, Row, thousands};
+use crate::report::{self, Row, micros, thousands};
 use crate::stripe::{self, FakeStripe, WebhookSigner};
 use crate::target::Target;
 
@@ -754,8 +754,7 @@ fn booking_latency(
             Some(booked) => {
                 ok += 1;
                 last_booked = Some(last_booked.map_or(booked, |l| l.max(booked)));
-                let micros = booked.saturating_duration_since(sent).as_micros();
-                latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+                latency.saturating_record(micros(booked.saturating_duration_since(sent)));
             }
             None => missing += 1,
         }
