@@ -16,8 +16,9 @@
 //! domain counters next to the code that moves them (holds, bookings,
 //! payments, refunds, emails); `bookmyseat_outbox_backlog{database}` and
 //! `bookmyseat_consumer_pending{consumer}` gauges from the outbox relay and
-//! the consumers; `bookmyseat_seat_map_reads_waiting` from seating. Durations are histograms with fixed buckets (milliseconds
-//! to seconds), so they can be aggregated across replicas.
+//! the consumers; `bookmyseat_seat_map_reads_waiting` from seating.
+//! Durations are histograms with fixed buckets (milliseconds to seconds), so
+//! they can be aggregated across replicas.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proto::seating::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{Client, Fixture, connect, fixture};
+use crate::harness::{Client, Fixture, connect, eventually, fixture, fixture_with};
 
 const CLIENTS: usize = 64;
 const ROUNDS: usize = 20;
@@ -157,9 +157,9 @@ async fn racing_clients_never_get_the_same_seat_across_two_replicas() {
 async fn seat_maps_waiting(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' \
-         AND query LIKE '%JOIN seats s ON%'",
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query = $1",
     )
+    .bind(seating::store::SEAT_MAP_QUERY)
     .fetch_one(pool)
     .await
     .unwrap()
@@ -177,7 +177,7 @@ async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
 
     const MAP_READS: u32 = 2;
     const CROWD: usize = 20;
-    let f = crate::harness::fixture_with(|s| s.seating_map_reads = MAP_READS).await;
+    let f = fixture_with(|s| s.seating_map_reads = MAP_READS).await;
     f.seat_map("").await; // materialised and known before the crowd comes
     let pool = f.seating.pool().clone();
 
@@ -203,7 +203,7 @@ async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
                 .await
         });
     }
-    crate::harness::eventually("the first seat-map reads reach the lock", || async {
+    eventually("the first seat-map reads reach the lock", || async {
         seat_maps_waiting(&pool).await >= i64::from(MAP_READS)
     })
     .await;
