@@ -9,9 +9,10 @@
 //! replicas racing on a new showtime both end with the same rows.
 //!
 //! Because the snapshot never changes once stored, its immutable part (the
-//! start time and which labels exist, with their categories) is also kept in
-//! memory ([`Inventory::known`]): the hot path of a hold then checks the
-//! start and the labels without a database round trip. Each replica keeps
+//! start time and the hall's seats: labels, rows, numbers, categories) is
+//! also kept in memory ([`Inventory::known`]): the hot path of a hold then
+//! checks the start and the labels without a database round trip, and a
+//! seat map asks the database only which seats are taken. Each replica keeps
 //! its own copy; being immutable, copies cannot disagree. The map is bounded
 //! and simply starts over when full.
 
@@ -36,16 +37,36 @@ const KNOWN_CAPACITY: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct KnownShowtime {
     pub starts_at: DateTime<Utc>,
-    /// Every seat label of the hall, with its category.
-    pub categories: HashMap<String, String>,
+    /// Every seat of the hall, in the seat map's order.
+    pub seats: Vec<SeatSpec>,
+    /// Each seat's `sort_order` in the database, ascending, beside `seats`.
+    sort_orders: Vec<i32>,
+    /// Where each label is in `seats`.
+    positions: HashMap<String, usize>,
 }
 
 impl KnownShowtime {
+    /// The hall as [`store::seat_layout`] reads it.
+    pub fn new(starts_at: DateTime<Utc>, layout: Vec<(i32, SeatSpec)>) -> Self {
+        let (sort_orders, seats): (Vec<i32>, Vec<SeatSpec>) = layout.into_iter().unzip();
+        let positions = seats
+            .iter()
+            .enumerate()
+            .map(|(i, seat)| (seat.label.clone(), i))
+            .collect();
+        Self {
+            starts_at,
+            seats,
+            sort_orders,
+            positions,
+        }
+    }
+
     /// The labels of `labels` that are not seats of this hall, in order.
     pub fn unknown<'a>(&self, labels: &'a [String]) -> Vec<&'a str> {
         labels
             .iter()
-            .filter(|l| !self.categories.contains_key(l.as_str()))
+            .filter(|l| !self.positions.contains_key(l.as_str()))
             .map(String::as_str)
             .collect()
     }
@@ -54,8 +75,18 @@ impl KnownShowtime {
     pub fn categories_of(&self, labels: &[String]) -> Vec<String> {
         labels
             .iter()
-            .map(|l| self.categories.get(l).cloned().unwrap_or_default())
+            .map(|l| {
+                self.positions
+                    .get(l)
+                    .map(|&i| self.seats[i].category.clone())
+                    .unwrap_or_default()
+            })
             .collect()
+    }
+
+    /// Where the seat with this `sort_order` is in `seats`.
+    pub fn position(&self, sort_order: i32) -> Option<usize> {
+        self.sort_orders.binary_search(&sort_order).ok()
     }
 }
 
@@ -76,17 +107,17 @@ impl Inventory {
         }
     }
 
-    /// The showtime's start and seat labels, from memory after the first
+    /// The showtime's start and seats, from memory after the first
     /// call (materialising the showtime if seating has not seen it yet).
     pub async fn known(&self, id: Uuid) -> Result<Arc<KnownShowtime>, SeatingError> {
         if let Some(known) = self.cached(id) {
             return Ok(known);
         }
         let showtime = self.showtime(id).await?;
-        let known = Arc::new(KnownShowtime {
-            starts_at: showtime.starts_at,
-            categories: store::seat_categories(&self.pool, id).await?,
-        });
+        let known = Arc::new(KnownShowtime::new(
+            showtime.starts_at,
+            store::seat_layout(&self.pool, id).await?,
+        ));
         if let Ok(mut map) = self.known.write() {
             if map.len() >= KNOWN_CAPACITY {
                 map.clear();
@@ -176,4 +207,37 @@ fn snapshot(
         version: 0,
     };
     Ok((showtime, seats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(label: &str, category: &str) -> SeatSpec {
+        SeatSpec {
+            label: label.to_owned(),
+            row_label: label[..1].to_owned(),
+            number: label[1..].parse().unwrap(),
+            category: category.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_known_hall_finds_seats_by_label_and_by_sort_order() {
+        // Sort orders need not start at 1 or be contiguous.
+        let hall = KnownShowtime::new(
+            Utc::now(),
+            vec![
+                (3, seat("A1", "standard")),
+                (4, seat("A2", "standard")),
+                (9, seat("B1", "premium")),
+            ],
+        );
+        assert_eq!(hall.position(3), Some(0));
+        assert_eq!(hall.position(9), Some(2));
+        assert_eq!(hall.position(5), None);
+        let asked = ["B1".to_owned(), "C7".to_owned(), "A2".to_owned()];
+        assert_eq!(hall.unknown(&asked), ["C7"]);
+        assert_eq!(hall.categories_of(&asked), ["premium", "", "standard"]);
+    }
 }

@@ -121,22 +121,13 @@ pub enum SeatState {
 }
 
 impl SeatState {
-    /// The word used in the database query and in `SeatsChanged`.
+    /// The word used in `SeatsChanged`.
     pub fn as_str(self) -> &'static str {
         match self {
             SeatState::Available => "available",
             SeatState::Held => "held",
             SeatState::Booked => "booked",
             SeatState::Blocked => "blocked",
-        }
-    }
-
-    pub fn parse(value: &str) -> SeatState {
-        match value {
-            "held" => SeatState::Held,
-            "booked" => SeatState::Booked,
-            "blocked" => SeatState::Blocked,
-            _ => SeatState::Available,
         }
     }
 }

@@ -80,12 +80,15 @@ impl SeatingService {
         Ok(labels)
     }
 
+    /// Every seat of the hall from memory, with the state of those the
+    /// database says are taken.
     async fn seat_map(
         &self,
         showtime_id: Uuid,
         caller: Option<&str>,
     ) -> Result<pb::SeatMap, SeatingError> {
-        let (version, seats) = {
+        let hall = self.inventory.known(showtime_id).await?;
+        let (version, taken) = {
             let _permit = {
                 let _waiting = WaitingForMap::new();
                 self.map_reads
@@ -97,17 +100,31 @@ impl SeatingService {
             // waited in the queue is as of its query, not of its arrival.
             store::seat_map(&self.pool, showtime_id, caller, self.clock.now()).await?
         };
+        let mut states = vec![(pb::SeatState::Available, false); hall.seats.len()];
+        for seat in taken {
+            let position = hall.position(seat.sort_order).ok_or_else(|| {
+                // Seats are stored once, with their layout; this cannot
+                // happen unless someone edited the table by hand.
+                SeatingError::Database(sqlx::Error::Protocol(format!(
+                    "showtime {showtime_id} has a seat (sort order {}) its layout lacks",
+                    seat.sort_order
+                )))
+            })?;
+            states[position] = (seat_state(seat.state), seat.held_by_caller);
+        }
         Ok(pb::SeatMap {
             showtime_id: showtime_id.to_string(),
-            seats: seats
-                .into_iter()
-                .map(|seat| pb::Seat {
-                    label: seat.label,
-                    row: seat.row_label,
+            seats: hall
+                .seats
+                .iter()
+                .zip(states)
+                .map(|(seat, (state, held_by_caller))| pb::Seat {
+                    label: seat.label.clone(),
+                    row: seat.row_label.clone(),
                     number: seat.number.max(0) as u32,
-                    category: seat.category,
-                    state: seat_state(seat.state) as i32,
-                    held_by_caller: seat.held_by_caller,
+                    category: seat.category.clone(),
+                    state: state as i32,
+                    held_by_caller,
                 })
                 .collect(),
             version: version.max(0) as u64,
@@ -214,7 +231,6 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         let request = request.into_inner();
         let showtime_id = parse_id("showtime_id", &request.showtime_id)?;
         let caller = optional_user(&request.user_id)?;
-        self.inventory.known(showtime_id).await?;
         Ok(Response::new(
             self.seat_map(showtime_id, caller.as_deref()).await?,
         ))

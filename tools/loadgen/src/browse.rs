@@ -13,7 +13,11 @@
 //!   one core) on each side;
 //! - `film-page` and `showtime-json` (optional): `GET /films/{slug}` and
 //!   `GET /api/v1/showtimes/{id}`, which catalog answers from PostgreSQL
-//!   rather than its read cache, to show the rest of the browsing mix.
+//!   rather than its read cache, to show the rest of the browsing mix;
+//! - `seat-map` (optional): `GET /api/v1/showtimes/{id}/seats` for the same
+//!   showtime, as a visitor not signed in sees it: the gateway asks seating,
+//!   which reads every seat's state from PostgreSQL. The rush (issue #8) is
+//!   a thousand of these at once, so its cost per request is worth knowing.
 //!
 //! Before measuring, one request of each kind checks the programme is there
 //! (an empty catalog would make any figure meaningless) and picks the film
@@ -28,7 +32,7 @@ use tonic::transport::Channel;
 
 use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
-use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
+use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, showtime_ids};
 use crate::report::{self, Row, thousands};
 use crate::target::Target;
 
@@ -77,6 +81,8 @@ pub enum BrowseEndpoint {
     FilmPage,
     /// `GET /api/v1/showtimes/{id}` (JSON; catalog reads PostgreSQL).
     ShowtimeJson,
+    /// `GET /api/v1/showtimes/{id}/seats` (JSON; seating reads PostgreSQL).
+    SeatMap,
 }
 
 impl BrowseEndpoint {
@@ -86,6 +92,7 @@ impl BrowseEndpoint {
             Self::DirectList => "direct-list",
             Self::FilmPage => "film-page",
             Self::ShowtimeJson => "showtime-json",
+            Self::SeatMap => "seat-map",
         }
     }
 
@@ -95,6 +102,7 @@ impl BrowseEndpoint {
             Self::DirectList => "direct gRPC ListFilms",
             Self::FilmPage => "gateway GET /films/{slug}",
             Self::ShowtimeJson => "gateway GET /api/v1/showtimes/{id}",
+            Self::SeatMap => "gateway GET /api/v1/showtimes/{id}/seats",
         }
     }
 }
@@ -107,8 +115,10 @@ struct Programme {
     films_via_catalog: Option<usize>,
     /// The film whose page `film-page` asks for (one with showtimes).
     film_slug: Option<String>,
-    /// The showtime `showtime-json` asks for.
+    /// The showtime `showtime-json` and `seat-map` ask for.
     showtime_id: Option<String>,
+    /// Seats on that showtime's map, when `seat-map` runs.
+    seats: Option<usize>,
 }
 
 /// The gateway-versus-direct verdict at one concurrency level.
@@ -256,6 +266,10 @@ async fn measure(
             "/api/v1/showtimes/{}",
             programme.showtime_id.as_deref().unwrap_or_default()
         ),
+        BrowseEndpoint::SeatMap => format!(
+            "/api/v1/showtimes/{}/seats",
+            programme.showtime_id.as_deref().unwrap_or_default()
+        ),
     };
     let uri: Uri = path.parse()?;
     let workers = (0..concurrency)
@@ -330,7 +344,14 @@ async fn discover(
     let slugs = film_slugs(&mut connection).await?;
     programme.films_via_gateway = Some(slugs.len());
 
-    if wants(BrowseEndpoint::FilmPage) || wants(BrowseEndpoint::ShowtimeJson) {
+    let showtime_wanted = [
+        BrowseEndpoint::FilmPage,
+        BrowseEndpoint::ShowtimeJson,
+        BrowseEndpoint::SeatMap,
+    ]
+    .into_iter()
+    .any(wants);
+    if showtime_wanted {
         for slug in slugs {
             let first_showtime = showtime_ids(&mut connection, &slug)
                 .await?
@@ -346,6 +367,11 @@ async fn discover(
             programme.showtime_id.is_some(),
             "no listed film has upcoming showtimes; {EMPTY_HINT} (seeding again extends the week)"
         );
+    }
+    if let (true, Some(id)) = (wants(BrowseEndpoint::SeatMap), &programme.showtime_id) {
+        let seats = seat_count(&seat_map(&mut connection, id).await?);
+        anyhow::ensure!(seats > 0, "showtime {id} has an empty seat map");
+        programme.seats = Some(seats);
     }
     Ok(programme)
 }
@@ -416,6 +442,9 @@ fn print_report(
     );
     if let (Some(slug), Some(id)) = (&programme.film_slug, &programme.showtime_id) {
         print!("; film page /films/{slug}; showtime {id}");
+    }
+    if let Some(seats) = programme.seats {
+        print!(" ({seats} seats)");
     }
     println!("\n");
     report::print_table(rows);

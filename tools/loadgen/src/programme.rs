@@ -41,3 +41,18 @@ pub async fn showtime_ids(
         .filter_map(|showtime| showtime["id"].as_str().map(str::to_owned))
         .collect())
 }
+
+/// A showtime's seat map, as a visitor's browser gets it.
+pub async fn seat_map(
+    connection: &mut Http1Connection,
+    showtime_id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    connection
+        .get_json(&format!("/api/v1/showtimes/{showtime_id}/seats"))
+        .await
+}
+
+/// How many seats a seat map has.
+pub fn seat_count(map: &serde_json::Value) -> usize {
+    map["seats"].as_array().map_or(0, Vec::len)
+}

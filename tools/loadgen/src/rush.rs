@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::closed_loop::parse_duration_within;
 use crate::http1::Http1Connection;
 use crate::invariants::{self, Databases, InvariantArgs};
-use crate::programme::{EMPTY_HINT, film_slugs, showtime_ids};
+use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, showtime_ids};
 use crate::purchase::{self, Buyer, Held, Rng, pick_seats};
 use crate::report::{micros, thousands};
 use crate::target::Target;
@@ -330,12 +330,10 @@ async fn rush_one(
 async fn choose_stage(args: &RushArgs, gateway: &Target) -> anyhow::Result<Stage> {
     let mut connection = Http1Connection::new(gateway, args.timeout, false)?;
     let mut seat_map = async |id: Uuid| -> anyhow::Result<Stage> {
-        let map = connection
-            .get_json(&format!("/api/v1/showtimes/{id}/seats"))
-            .await?;
+        let map = seat_map(&mut connection, &id.to_string()).await?;
         Ok(Stage {
             showtime: id,
-            capacity: map["seats"].as_array().map_or(0, Vec::len),
+            capacity: seat_count(&map),
             supply: purchase::available_labels(&map).len(),
         })
     };
