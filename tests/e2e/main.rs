@@ -538,12 +538,14 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
         "{metrics}"
     );
     assert!(metrics.contains("bookmyseat_grpc_requests_total{method=\"/bookmyseat.seating.v1.SeatingService/HoldSeats\""), "{metrics}");
-    // The seat maps read above waited for their permits and stopped
-    // counting once they had one.
-    assert!(
-        metrics.contains("bookmyseat_seat_map_reads_waiting 0\n"),
-        "{metrics}"
-    );
+    // The seat maps read above waited for their permits, in seating and in
+    // the gateway, and stopped counting once they had one.
+    for waiting in [
+        "bookmyseat_seat_map_reads_waiting 0\n",
+        "bookmyseat_gateway_seat_map_reads_waiting 0\n",
+    ] {
+        assert!(metrics.contains(waiting), "{waiting}: {metrics}");
+    }
 
     // Staff: the CLI makes an account that the staff API lets in.
     let whoami = env.url("/api/v1/admin/whoami");

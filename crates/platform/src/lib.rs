@@ -8,7 +8,8 @@
 //! ([`nats`]), the transactional outbox every producer publishes through
 //! ([`outbox`]), the idempotent consumer every event handler runs in
 //! ([`consumer`]), Prometheus metrics ([`metrics`]), money for people
-//! ([`money`]), and the shutdown signal
+//! ([`money`]), permits that make a crowd of expensive requests wait its
+//! turn ([`permits`]), and the shutdown signal
 //! every task listens to ([`shutdown`]).
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod money;
 pub mod nats;
 pub mod outbox;
+pub mod permits;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;

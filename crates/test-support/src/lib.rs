@@ -371,6 +371,19 @@ impl SeatingHandle {
         &self.db.pool
     }
 
+    /// Seat-map queries of this seating's database waiting on a lock (a
+    /// test holding `LOCK TABLE seats` sees how many reads reached it).
+    pub async fn seat_maps_waiting(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query = $1",
+        )
+        .bind(seating::store::SEAT_MAP_QUERY)
+        .fetch_one(self.pool())
+        .await
+        .expect("reading pg_stat_activity")
+    }
+
     /// Another seating instance on the same database, streams and catalog
     /// (what a second replica is), with its own clock.
     pub async fn spawn_replica(

@@ -103,6 +103,11 @@ pub const DEFAULT_SESSION_CACHE_SECS: u64 = 10;
 /// The most `SESSION_CACHE_SECS` may be.
 pub const MAX_SESSION_CACHE_SECS: u64 = 300;
 
+/// Seat maps a replica fetches at once by default (`GATEWAY_MAP_READS`):
+/// in the rush benchmark 2, 4 and 8 gave the same hold latency, each far
+/// below no limit.
+pub const DEFAULT_MAP_READS: u16 = 4;
+
 /// The gateway role's configuration.
 #[derive(clap::Args, Clone, Debug)]
 #[group(id = "gateway_config")]
@@ -148,6 +153,12 @@ pub struct Config {
     /// Accounts one client address may create per hour.
     #[arg(long, env = "SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = throttle::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR)]
     pub sign_ups_per_address_per_hour: i32,
+    /// Seat maps this replica fetches from seating at once; further
+    /// requests for maps wait their turn, so that holds and payments are
+    /// not queued behind a crowd of map reads.
+    #[arg(long, env = "GATEWAY_MAP_READS", default_value_t = DEFAULT_MAP_READS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub map_reads: u16,
     // Connect and request timeouts for the calls to the other services.
     #[command(flatten)]
     pub grpc: platform::config::GrpcClientArgs,
@@ -168,6 +179,7 @@ impl Default for Config {
             session_cache_secs: DEFAULT_SESSION_CACHE_SECS,
             trust_forwarded_for: false,
             sign_ups_per_address_per_hour: throttle::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
+            map_reads: DEFAULT_MAP_READS,
             grpc: Default::default(),
         }
     }
@@ -324,7 +336,7 @@ impl AppState {
         .with_session_cache(sessions);
         Ok(Self {
             catalog: CatalogClient::new(catalog, public_base_url.clone()),
-            seating: SeatingClient::new(seating),
+            seating: SeatingClient::new(seating, usize::from(config.map_reads)),
             payments: PaymentsClient::new(payments, config.grpc.request_timeout()),
             analytics: AnalyticsClient::new(analytics),
             seat_events: SeatEvents::new(nats, subject_prefix),

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use platform::grpc::TracedChannel;
+use platform::permits::Permits;
 use proto::seating::v1 as pb;
 use proto::seating::v1::seating_service_client::SeatingServiceClient;
 
@@ -24,12 +25,18 @@ use crate::seat_selection::SeatSelection;
 #[derive(Clone, Debug)]
 pub struct SeatingClient {
     client: SeatingServiceClient<TracedChannel>,
+    /// Seat maps fetched at once (`GATEWAY_MAP_READS`). When a premiere
+    /// opens, a thousand buyers load its map together; fetched all at once,
+    /// their answers filled this replica's task queues, and every hold sent
+    /// meanwhile waited behind them (see docs/architecture.md).
+    map_reads: Permits,
 }
 
 impl SeatingClient {
-    pub fn new(channel: TracedChannel) -> Self {
+    pub fn new(channel: TracedChannel, map_reads: usize) -> Self {
         Self {
             client: SeatingServiceClient::new(channel),
+            map_reads: Permits::new(map_reads, "bookmyseat_gateway_seat_map_reads_waiting"),
         }
     }
 
@@ -37,6 +44,7 @@ impl SeatingClient {
     /// marked.
     pub async fn seat_map(&self, showtime_id: &str, user_id: &str) -> Result<SeatMap, Error> {
         let showtime_id = parse_showtime_id(showtime_id)?;
+        let _permit = self.map_reads.acquire().await;
         let map = self
             .client
             .clone()

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use platform::permits::Permits;
 use prost::Message as _;
 use proto::seating::v1 as pb;
 use proto::time::{from_timestamp, to_timestamp};
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -36,8 +36,10 @@ pub struct SeatingService {
     max_seats_per_hold: usize,
     /// Permits for seat-map queries (`SEATING_MAP_READS`): a crowd of
     /// readers waits here, first come first served, and never takes the
-    /// pool's other connections from holds and bookings.
-    map_reads: Arc<Semaphore>,
+    /// pool's other connections from holds and bookings. A queue that
+    /// stays long on `bookmyseat_seat_map_reads_waiting` says raise
+    /// `SEATING_MAP_READS` or add replicas.
+    map_reads: Permits,
 }
 
 impl SeatingService {
@@ -57,7 +59,7 @@ impl SeatingService {
             notifier,
             hold_duration,
             max_seats_per_hold,
-            map_reads: Arc::new(Semaphore::new(map_reads)),
+            map_reads: Permits::new(map_reads, "bookmyseat_seat_map_reads_waiting"),
         }
     }
 
@@ -89,13 +91,7 @@ impl SeatingService {
     ) -> Result<pb::SeatMap, SeatingError> {
         let hall = self.inventory.known(showtime_id).await?;
         let (version, taken) = {
-            let _permit = {
-                let _waiting = WaitingForMap::new();
-                self.map_reads
-                    .acquire()
-                    .await
-                    .expect("the seat-map semaphore is never closed")
-            };
+            let _permit = self.map_reads.acquire().await;
             // The clock is read once the permit is granted, so a map that
             // waited in the queue is as of its query, not of its arrival.
             store::seat_map(&self.pool, showtime_id, caller, self.clock.now()).await?
@@ -147,26 +143,6 @@ impl SeatingService {
             status: status as i32,
             created_at: Some(to_timestamp(hold.created_at)),
         }
-    }
-}
-
-/// Counts a seat-map read in `bookmyseat_seat_map_reads_waiting` while it
-/// waits for a permit, and stops counting it when it gets one or its call is
-/// dropped. A rush shows here first; a queue that stays long says raise
-/// `SEATING_MAP_READS` or add replicas.
-struct WaitingForMap(metrics::Gauge);
-
-impl WaitingForMap {
-    fn new() -> Self {
-        let gauge = metrics::gauge!("bookmyseat_seat_map_reads_waiting");
-        gauge.increment(1.0);
-        Self(gauge)
-    }
-}
-
-impl Drop for WaitingForMap {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
     }
 }
 

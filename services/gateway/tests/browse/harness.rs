@@ -28,7 +28,7 @@ pub struct Gateway {
     pub _analytics: Option<test_support::analytics::AnalyticsHandle>,
     // Kept alive for the test's duration; dropping them stops the services.
     _catalog: Option<CatalogHandle>,
-    _seating: Option<SeatingHandle>,
+    pub seating: Option<SeatingHandle>,
 }
 
 impl Drop for Gateway {
@@ -49,11 +49,29 @@ impl Gateway {
     /// The demo programme and a real seating service with subjects of its
     /// own, served through a fresh gateway.
     pub async fn with_seating() -> Gateway {
+        Self::with_seating_configured(|_| {}).await
+    }
+
+    /// [`Self::with_seating`], the gateway's configuration changed by
+    /// `adjust`.
+    pub async fn with_seating_configured(adjust: impl FnOnce(&mut gateway::Config)) -> Gateway {
         let catalog = test_support::spawn_catalog_with_demo_programme(Utc::now()).await;
         let seating =
             test_support::spawn_seating(&catalog.url, &test_support::events_prefix()).await;
         let url = catalog.url.clone();
-        Self::start(url, Some(catalog), Some(seating)).await
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        Self::start_on(
+            listener,
+            url,
+            Some(catalog),
+            Some(seating),
+            None,
+            None,
+            adjust,
+        )
+        .await
     }
 
     /// A gateway whose catalog is not running at all.
@@ -94,6 +112,7 @@ impl Gateway {
             Some(seating),
             Some(&payments),
             Some(&analytics),
+            |_| {},
         )
         .await;
         gateway._payments = Some(payments);
@@ -109,7 +128,7 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding port 0");
-        Self::start_on(listener, catalog_url, catalog, seating, None, None).await
+        Self::start_on(listener, catalog_url, catalog, seating, None, None, |_| {}).await
     }
 
     async fn start_on(
@@ -119,10 +138,11 @@ impl Gateway {
         seating: Option<SeatingHandle>,
         payments: Option<&test_support::payments::PaymentsHandle>,
         analytics: Option<&test_support::analytics::AnalyticsHandle>,
+        adjust: impl FnOnce(&mut gateway::Config),
     ) -> Gateway {
         let address = listener.local_addr().expect("bound address");
         let url = format!("http://{address}");
-        let config = gateway::Config {
+        let mut config = gateway::Config {
             catalog_url,
             seating_url: seating.as_ref().map_or_else(dead_url, |s| s.url.clone()),
             payments_url: payments.map_or_else(dead_url, |p| p.grpc_url.clone()),
@@ -130,6 +150,7 @@ impl Gateway {
             public_base_url: url.clone(),
             ..Default::default()
         };
+        adjust(&mut config);
         let (prefix, streams) = match &seating {
             Some(seating) => (seating.prefix.clone(), None),
             None => {
@@ -168,7 +189,7 @@ impl Gateway {
             _payments: None,
             _analytics: None,
             _catalog: catalog,
-            _seating: seating,
+            seating,
         }
     }
 

@@ -604,3 +604,62 @@ async fn openapi_document_describes_the_seat_endpoints() {
         );
     }
 }
+
+/// When a premiere opens, a crowd loads its seat map at once. The gateway
+/// fetches at most `GATEWAY_MAP_READS` of those maps from seating at a time
+/// (fewer than seating's own `SEATING_MAP_READS`, 4, here), so the others
+/// wait in the gateway rather than filling its task queues ahead of holds;
+/// every one is answered in the end. Seating's seat-map queries are held up
+/// by a lock on its seats table, which shows how many reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_loading_a_seat_map_is_fetched_a_few_maps_at_a_time() {
+    use sqlx::{Connection as _, PgConnection};
+
+    const MAP_READS: u16 = 2;
+    const CROWD: usize = 12;
+    let gateway = Gateway::with_seating_configured(|c| c.map_reads = MAP_READS).await;
+    let (showtime, _) = classic_showtime(&gateway).await;
+    let path = format!("/api/v1/showtimes/{showtime}/seats");
+    // Seating learns the showtime before the crowd comes.
+    assert_eq!(gateway.get(&path).await.status(), 200);
+    let seating = gateway.seating.as_ref().expect("seating runs");
+
+    let mut locker = PgConnection::connect_with(&seating.pool().connect_options())
+        .await
+        .expect("a connection of the test's own");
+    let mut lock = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let mut crowd = tokio::task::JoinSet::new();
+    for _ in 0..CROWD {
+        let (http, url) = (gateway.http.clone(), format!("{}{path}", gateway.url));
+        crowd.spawn(async move {
+            let response = http.get(url).send().await.expect("GET seats");
+            let status = response.status().as_u16();
+            let map: Value = response.json().await.expect("a JSON body");
+            (status, map)
+        });
+    }
+    test_support::eventually(
+        "the first seat-map reads reach seating's database",
+        || async { seating.seat_maps_waiting().await >= i64::from(MAP_READS) },
+    )
+    .await;
+    // Time for more reads to reach the database, were they let through.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seating.seat_maps_waiting().await,
+        i64::from(MAP_READS),
+        "only GATEWAY_MAP_READS seat maps are fetched at once"
+    );
+
+    lock.rollback().await.unwrap();
+    while let Some(read) = crowd.join_next().await {
+        let (status, map) = read.expect("the read's task");
+        assert_eq!(status, 200, "every read is answered once the lock goes");
+        assert_eq!(map["seats"].as_array().map(Vec::len), Some(120));
+    }
+}

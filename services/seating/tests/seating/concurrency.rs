@@ -152,19 +152,6 @@ async fn racing_clients_never_get_the_same_seat_across_two_replicas() {
     race(&f, &[f.client.clone(), second]).await;
 }
 
-/// Seating backends of this test's database waiting on a lock in the seat
-/// map's query.
-async fn seat_maps_waiting(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query = $1",
-    )
-    .bind(seating::store::SEAT_MAP_QUERY)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 /// When a premiere opens, a crowd loads its seat map at once. Their reads
 /// take at most `SEATING_MAP_READS` of the pool's connections and queue for
 /// the rest, so the holds that decide who gets a seat still find a
@@ -204,13 +191,13 @@ async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
         });
     }
     eventually("the first seat-map reads reach the lock", || async {
-        seat_maps_waiting(&pool).await >= i64::from(MAP_READS)
+        f.seating.seat_maps_waiting().await >= i64::from(MAP_READS)
     })
     .await;
     // Time for more reads to reach the database, were they let through.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        seat_maps_waiting(&pool).await,
+        f.seating.seat_maps_waiting().await,
         i64::from(MAP_READS),
         "only SEATING_MAP_READS seat-map queries run at once"
     );
