@@ -371,6 +371,20 @@ impl SeatingHandle {
         &self.db.pool
     }
 
+    /// Locks this seating's `seats` table until [`SeatsLocked::unlock`]:
+    /// every seat-map query then waits, and [`Self::seat_maps_waiting`]
+    /// counts the reads that reached the database.
+    pub async fn lock_seats(&self) -> SeatsLocked {
+        let mut connection = PgConnection::connect_with(&self.pool().connect_options())
+            .await
+            .expect("a connection of the test's own");
+        sqlx::raw_sql("BEGIN; LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut connection)
+            .await
+            .expect("locking the seats table");
+        SeatsLocked(connection)
+    }
+
     /// Seat-map queries of this seating's database waiting on a lock (a
     /// test holding `LOCK TABLE seats` sees how many reads reached it).
     pub async fn seat_maps_waiting(&self) -> i64 {
@@ -398,6 +412,20 @@ impl SeatingHandle {
             clock,
         )
         .await
+    }
+}
+
+/// A lock on seating's `seats` table, from [`SeatingHandle::lock_seats`].
+/// Dropped without [`Self::unlock`], its connection closes and PostgreSQL
+/// lets go.
+pub struct SeatsLocked(PgConnection);
+
+impl SeatsLocked {
+    pub async fn unlock(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("unlocking the seats table");
     }
 }
 

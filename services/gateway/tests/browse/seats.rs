@@ -613,8 +613,6 @@ async fn openapi_document_describes_the_seat_endpoints() {
 /// by a lock on its seats table, which shows how many reached it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crowd_loading_a_seat_map_is_fetched_a_few_maps_at_a_time() {
-    use sqlx::{Connection as _, PgConnection};
-
     const MAP_READS: u16 = 2;
     const CROWD: usize = 12;
     let gateway = Gateway::with_seating_configured(|c| c.map_reads = MAP_READS).await;
@@ -623,15 +621,7 @@ async fn a_crowd_loading_a_seat_map_is_fetched_a_few_maps_at_a_time() {
     // Seating learns the showtime before the crowd comes.
     assert_eq!(gateway.get(&path).await.status(), 200);
     let seating = gateway.seating.as_ref().expect("seating runs");
-
-    let mut locker = PgConnection::connect_with(&seating.pool().connect_options())
-        .await
-        .expect("a connection of the test's own");
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = seating.lock_seats().await;
 
     let mut crowd = tokio::task::JoinSet::new();
     for _ in 0..CROWD {
@@ -656,7 +646,7 @@ async fn a_crowd_loading_a_seat_map_is_fetched_a_few_maps_at_a_time() {
         "only GATEWAY_MAP_READS seat maps are fetched at once"
     );
 
-    lock.rollback().await.unwrap();
+    lock.unlock().await;
     while let Some(read) = crowd.join_next().await {
         let (status, map) = read.expect("the read's task");
         assert_eq!(status, 200, "every read is answered once the lock goes");

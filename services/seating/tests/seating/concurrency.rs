@@ -160,22 +160,12 @@ async fn racing_clients_never_get_the_same_seat_across_two_replicas() {
 /// once the lock goes every read answers the whole map.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
-    use sqlx::{Connection as _, PgConnection};
-
     const MAP_READS: u32 = 2;
     const CROWD: usize = 20;
     let f = fixture_with(|s| s.seating_map_reads = MAP_READS).await;
     f.seat_map("").await; // materialised and known before the crowd comes
     let pool = f.seating.pool().clone();
-
-    let mut locker = PgConnection::connect_with(&pool.connect_options())
-        .await
-        .expect("a connection of the test's own");
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = f.seating.lock_seats().await;
 
     let mut crowd = tokio::task::JoinSet::new();
     for _ in 0..CROWD {
@@ -214,7 +204,7 @@ async fn a_crowd_reading_the_seat_map_leaves_connections_for_holds() {
     }
     drop(free);
 
-    lock.rollback().await.unwrap();
+    lock.unlock().await;
     while let Some(read) = crowd.join_next().await {
         let map = read
             .expect("the read's task")
