@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 
 use crate::closed_loop::{self, Done, LoadArgs, Measurement, Worker};
 use crate::http1::Http1Connection;
-use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, showtime_ids};
+use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, seat_map_path, showtime_ids};
 use crate::report::{self, Row, thousands};
 use crate::target::Target;
 
@@ -266,10 +266,9 @@ async fn measure(
             "/api/v1/showtimes/{}",
             programme.showtime_id.as_deref().unwrap_or_default()
         ),
-        BrowseEndpoint::SeatMap => format!(
-            "/api/v1/showtimes/{}/seats",
-            programme.showtime_id.as_deref().unwrap_or_default()
-        ),
+        BrowseEndpoint::SeatMap => {
+            seat_map_path(programme.showtime_id.as_deref().unwrap_or_default())
+        }
     };
     let uri: Uri = path.parse()?;
     let workers = (0..concurrency)

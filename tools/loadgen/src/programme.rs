@@ -42,14 +42,17 @@ pub async fn showtime_ids(
         .collect())
 }
 
+/// Where the gateway serves a showtime's seat map.
+pub fn seat_map_path(showtime_id: &str) -> String {
+    format!("/api/v1/showtimes/{showtime_id}/seats")
+}
+
 /// A showtime's seat map, as a visitor's browser gets it.
 pub async fn seat_map(
     connection: &mut Http1Connection,
     showtime_id: &str,
 ) -> anyhow::Result<serde_json::Value> {
-    connection
-        .get_json(&format!("/api/v1/showtimes/{showtime_id}/seats"))
-        .await
+    connection.get_json(&seat_map_path(showtime_id)).await
 }
 
 /// How many seats a seat map has.

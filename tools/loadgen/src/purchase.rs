@@ -18,6 +18,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use hyper::body::Bytes;
 
 use crate::http1::Http1Connection;
+use crate::programme::seat_map_path;
 use crate::sign_in;
 use crate::target::Target;
 
@@ -99,7 +100,7 @@ impl Buyer {
     /// The labels of the showtime's seats anyone may hold now (neither held,
     /// booked nor blocked), in the seat map's order.
     pub async fn available_seats(&mut self, showtime_id: &str) -> Result<Vec<String>, String> {
-        let uri = parse_uri(&format!("/api/v1/showtimes/{showtime_id}/seats"))?;
+        let uri = parse_uri(&seat_map_path(showtime_id))?;
         let (status, body) = self
             .send_retrying(Method::GET, &uri, None)
             .await

@@ -16,11 +16,12 @@
 //! Reported: hold latency (every answer, and granted holds only), seat-map
 //! latency (seating serves holds before a crowd of map reads, so the wait
 //! moves to the maps and shows there), holds granted and refused, what
-//! became of the users, seats held and sold, and errors. Then the invariants ([`crate::invariants`]) are checked in the
-//! services' databases once the pipeline has settled: no seat sold twice,
-//! every payment turned into one booking or one refund, one confirmation
-//! email per booking, no more seats sold than the screen has, and — when
-//! some user found the showtime sold out — every seat that was on sale sold.
+//! became of the users, seats held and sold, and errors. Then the
+//! invariants ([`crate::invariants`]) are checked in the services'
+//! databases once the pipeline has settled: no seat sold twice, every
+//! payment turned into one booking or one refund, one confirmation email
+//! per booking, no more seats sold than the screen has, and — when some
+//! user found the showtime sold out — every seat that was on sale sold.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -329,7 +330,7 @@ async fn rush_one(
 /// most seats on sale among those looked at.
 async fn choose_stage(args: &RushArgs, gateway: &Target) -> anyhow::Result<Stage> {
     let mut connection = Http1Connection::new(gateway, args.timeout, false)?;
-    let mut seat_map = async |id: Uuid| -> anyhow::Result<Stage> {
+    let mut stage_of = async |id: Uuid| -> anyhow::Result<Stage> {
         let map = seat_map(&mut connection, &id.to_string()).await?;
         Ok(Stage {
             showtime: id,
@@ -338,7 +339,7 @@ async fn choose_stage(args: &RushArgs, gateway: &Target) -> anyhow::Result<Stage
         })
     };
     if let Some(id) = args.showtime {
-        return seat_map(id).await;
+        return stage_of(id).await;
     }
     let mut listing = Http1Connection::new(gateway, args.timeout, false)?;
     let mut ids: Vec<Uuid> = Vec::new();
@@ -353,7 +354,7 @@ async fn choose_stage(args: &RushArgs, gateway: &Target) -> anyhow::Result<Stage
     }
     let mut best: Option<Stage> = None;
     for id in ids.into_iter().take(SHOWTIMES_LOOKED_AT) {
-        let stage = seat_map(id).await?;
+        let stage = stage_of(id).await?;
         if stage.capacity == args.seats && stage.supply == stage.capacity {
             return Ok(stage);
         }
