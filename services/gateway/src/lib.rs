@@ -159,6 +159,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAP_READS", default_value_t = DEFAULT_MAP_READS,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub map_reads: u16,
+    /// Threads serving HTTP, 0 for one per CPU core. Each serves its own
+    /// connections over its own channels to the other services, so a
+    /// request never changes thread on its way through the gateway.
+    #[arg(long, env = "GATEWAY_HTTP_THREADS", default_value_t = 0)]
+    pub http_threads: u16,
     // Connect and request timeouts for the calls to the other services.
     #[command(flatten)]
     pub grpc: platform::config::GrpcClientArgs,
@@ -180,6 +185,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             sign_ups_per_address_per_hour: throttle::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             map_reads: DEFAULT_MAP_READS,
+            http_threads: 0,
             grpc: Default::default(),
         }
     }
@@ -223,6 +229,18 @@ impl Config {
             self.session_cache_secs
         );
         Ok(std::time::Duration::from_secs(self.session_cache_secs))
+    }
+
+    /// Lazy channels to catalog, seating, payments and analytics, in that
+    /// order, opened on the calling runtime.
+    fn channels(&self) -> anyhow::Result<[platform::grpc::TracedChannel; 4]> {
+        let channel = |url: &str, variable| platform::grpc::channel(url, variable, &self.grpc);
+        Ok([
+            channel(&self.catalog_url, "CATALOG_URL")?,
+            channel(&self.seating_url, "SEATING_URL")?,
+            channel(&self.payments_url, "PAYMENTS_URL")?,
+            channel(&self.analytics_url, "ANALYTICS_URL")?,
+        ])
     }
 
     /// The gateway's database pool.
@@ -316,11 +334,7 @@ impl AppState {
         shutdown: platform::Shutdown,
     ) -> anyhow::Result<Self> {
         let public_base_url = config.public_base_url()?;
-        let catalog = platform::grpc::channel(&config.catalog_url, "CATALOG_URL", &config.grpc)?;
-        let seating = platform::grpc::channel(&config.seating_url, "SEATING_URL", &config.grpc)?;
-        let payments = platform::grpc::channel(&config.payments_url, "PAYMENTS_URL", &config.grpc)?;
-        let analytics =
-            platform::grpc::channel(&config.analytics_url, "ANALYTICS_URL", &config.grpc)?;
+        let [catalog, seating, payments, analytics] = config.channels()?;
         let sessions = SessionCache::new(
             config.session_cache_ttl()?,
             Some((nats.clone(), SessionCache::subject(&subject_prefix))),
@@ -348,6 +362,19 @@ impl AppState {
             public_base_url,
             config,
             shutdown,
+        })
+    }
+
+    /// The same state with channels of its own to the other services,
+    /// opened on the calling thread's runtime (see [`Config::http_threads`]).
+    pub fn with_own_channels(&self) -> anyhow::Result<Self> {
+        let [catalog, seating, payments, analytics] = self.config.channels()?;
+        Ok(Self {
+            catalog: CatalogClient::new(catalog, self.public_base_url.clone()),
+            seating: self.seating.with_channel(seating),
+            payments: PaymentsClient::new(payments, self.config.grpc.request_timeout()),
+            analytics: AnalyticsClient::new(analytics),
+            ..self.clone()
         })
     }
 }
@@ -400,9 +427,14 @@ pub async fn serve(
     });
     tasks.spawn(accounts.session_cache().clone().listen(shutdown.clone()));
     tasks.spawn(tidy_sessions(accounts, shutdown.clone()));
-    tasks.spawn(platform::http::serve(
+    let threads = match state.config.http_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        threads => usize::from(threads),
+    };
+    tasks.spawn(platform::http::serve_on_threads(
         listener,
-        router(state),
+        threads,
+        move || Ok(router(state.with_own_channels()?)),
         shutdown.clone(),
         "gateway",
     ));

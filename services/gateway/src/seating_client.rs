@@ -40,6 +40,15 @@ impl SeatingClient {
         }
     }
 
+    /// The same client over another channel, sharing this one's map permits
+    /// (they count the replica's map reads, whichever thread makes them).
+    pub fn with_channel(&self, channel: TracedChannel) -> Self {
+        Self {
+            client: SeatingServiceClient::new(channel),
+            map_reads: self.map_reads.clone(),
+        }
+    }
+
     /// Every seat of a showtime with its state, the caller's own held seats
     /// marked.
     pub async fn seat_map(&self, showtime_id: &str, user_id: &str) -> Result<SeatMap, Error> {
