@@ -13,6 +13,11 @@ use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub max_connections: u32,
+    /// Connections opened at start and kept open while idle (the pool
+    /// reopens them in the background when they close): requests that
+    /// arrive together after a quiet spell find them ready instead of each
+    /// waiting for a new backend to start.
+    pub min_connections: u32,
     pub acquire_timeout: Duration,
     /// Server-side limit for one statement; a runaway query fails instead of
     /// holding a connection forever.
@@ -23,6 +28,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
         }
@@ -45,6 +51,7 @@ pub async fn connect(url: &str, variable: &str, settings: &PoolSettings) -> anyh
         .application_name("bookmyseat");
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await

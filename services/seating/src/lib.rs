@@ -86,6 +86,12 @@ pub struct Settings {
     /// Connections in seating's database pool.
     #[arg(long, env = "SEATING_DB_POOL_SIZE", default_value_t = 16)]
     pub seating_db_pool_size: u32,
+    /// Connections seating opens at start and keeps open while idle (at
+    /// most SEATING_DB_POOL_SIZE). When a premiere opens after a quiet
+    /// spell, the first holds find them ready; opened on demand, each new
+    /// backend held up the holds waiting for it.
+    #[arg(long, env = "SEATING_DB_MIN_CONNECTIONS", default_value_t = 16)]
+    pub seating_db_min_connections: u32,
     /// Seat-map reads that may use database connections at once. The rest
     /// of the pool stays free for holds and bookings: when a premiere opens
     /// and a thousand buyers load its seat map together, their reads queue
@@ -105,6 +111,7 @@ impl Default for Settings {
             max_seats_per_hold: 10,
             seating_sweep_interval_ms: 1_000,
             seating_db_pool_size: 16,
+            seating_db_min_connections: 16,
             seating_map_reads: 4,
             seating_events_prefix: String::new(),
         }
@@ -140,22 +147,33 @@ impl Settings {
 }
 
 impl Config {
+    /// The pool seating serves from, its warm connections opening.
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
-        platform::db::connect(
-            &self.seating_database_url,
-            "SEATING_DATABASE_URL",
-            &platform::db::PoolSettings {
-                max_connections: self.settings.seating_db_pool_size,
-                ..Default::default()
-            },
-        )
+        let settings = &self.settings;
+        self.connect(platform::db::PoolSettings {
+            max_connections: settings.seating_db_pool_size,
+            min_connections: settings
+                .seating_db_min_connections
+                .min(settings.seating_db_pool_size),
+            ..Default::default()
+        })
         .await
+    }
+
+    async fn connect(&self, pool: platform::db::PoolSettings) -> anyhow::Result<PgPool> {
+        platform::db::connect(&self.seating_database_url, "SEATING_DATABASE_URL", &pool).await
     }
 
     /// Creates the database when missing and applies the migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         platform::db::ensure_database(&self.seating_database_url, "SEATING_DATABASE_URL").await?;
-        let pool = self.pool().await?;
+        // Migrating takes one connection; no warm pool for it.
+        let pool = self
+            .connect(platform::db::PoolSettings {
+                max_connections: 2,
+                ..Default::default()
+            })
+            .await?;
         migrate(&pool).await?;
         pool.close().await;
         Ok(())

@@ -5,5 +5,6 @@ mod bookings;
 mod concurrency;
 mod harness;
 mod holds;
+mod pool;
 mod refunds;
 mod schema;
