@@ -21,6 +21,8 @@
 # Knobs (environment):
 #   BENCH_RUSH_USERS       buyers racing for one showtime        (default 1000)
 #   BENCH_RUSH_MAX_SEATS   most seats per rush buyer             (default 4)
+#   BENCH_RUSH_PAY_AFTER   a rush winner's time from its hold to
+#                          checking out and paying               (default 2s)
 #   BENCH_WORKERS          steady-booking workers (closed loop)  (default 32)
 #   BENCH_DURATION         steady booking, measured time         (default 20s)
 #   BENCH_WARMUP           steady booking, uncounted warm-up     (default 3s)
@@ -71,6 +73,7 @@ source "$ROOT/scripts/lib.sh"
 source "$ROOT/scripts/bench-lib.sh"
 
 BENCH_RUSH_USERS=${BENCH_RUSH_USERS:-1000}
+BENCH_RUSH_PAY_AFTER=${BENCH_RUSH_PAY_AFTER:-2s}
 BENCH_RUSH_MAX_SEATS=${BENCH_RUSH_MAX_SEATS:-4}
 BENCH_WORKERS=${BENCH_WORKERS:-32}
 BENCH_DURATION=${BENCH_DURATION:-20s}
@@ -179,7 +182,7 @@ main() {
         machine
         echo "build: $BENCH_PROFILE"
         echo "load average before: $(load_average)"
-        echo "command: scripts/bench-booking.sh $*  (loadgen rush --users $BENCH_RUSH_USERS --max-seats $BENCH_RUSH_MAX_SEATS; loadgen booking --concurrency $BENCH_WORKERS --duration $BENCH_DURATION --warmup $BENCH_WARMUP, primed $BENCH_PRIME; --settle $BENCH_SETTLE)"
+        echo "command: scripts/bench-booking.sh $*  (loadgen rush --users $BENCH_RUSH_USERS --max-seats $BENCH_RUSH_MAX_SEATS --pay-after $BENCH_RUSH_PAY_AFTER; loadgen booking --concurrency $BENCH_WORKERS --duration $BENCH_DURATION --warmup $BENCH_WARMUP, primed $BENCH_PRIME; --settle $BENCH_SETTLE)"
         echo
     } >&"$info"
     if [[ ",$BENCH_SCENARIOS," == *,rush,* ]]; then
@@ -187,6 +190,7 @@ main() {
         "$LOADGEN" rush "${common[@]}" \
             --users "$BENCH_RUSH_USERS" \
             --max-seats "$BENCH_RUSH_MAX_SEATS" \
+            --pay-after "$BENCH_RUSH_PAY_AFTER" \
             "$@" || status=$?
         echo >&"$info"
     fi

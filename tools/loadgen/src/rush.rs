@@ -10,8 +10,11 @@
 //! available at random, and asks for a hold. A hold refused because someone
 //! was quicker (HTTP 409) is the expected outcome of a rush, counted apart
 //! from errors; the user looks at the seat map again and tries other seats.
-//! A user whose hold is granted checks out with the simulated payment
-//! provider, pays, and waits until its booking exists.
+//! A user whose hold is granted takes `--pay-after` (2 s) as a person
+//! would to review the seats and fill in the card form, then checks out
+//! with the simulated payment provider, pays, and waits until its booking
+//! exists. `--pay-after 0s` makes the winners pay while the race for the
+//! seats is still on, which the first versions of this scenario did.
 //!
 //! Reported: hold latency (every answer, and granted holds only), seat-map
 //! latency (seating serves holds before a crowd of map reads, so the wait
@@ -72,6 +75,13 @@ pub struct RushArgs {
     /// How long one request may take before it counts as an error.
     #[arg(long, default_value = "10s", value_parser = parse_duration_within::<10, 120_000>)]
     pub timeout: Duration,
+    /// How long a buyer takes from its hold to starting the checkout and
+    /// paying: a person reviews the seats and fills in a card form. `0s`
+    /// makes every winner pay the instant its hold is granted, so the
+    /// winners' payments, bookings and emails share the CPU with the holds
+    /// still being decided.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_within::<0, 600_000>)]
+    pub pay_after: Duration,
     /// How long a buyer waits, after paying, for its booking to exist.
     #[arg(long, default_value = "60s", value_parser = parse_duration_within::<100, 600_000>)]
     pub confirm_within: Duration,
@@ -126,6 +136,7 @@ struct Summary {
     stage: Stage,
     users: u32,
     max_seats: u16,
+    pay_after_seconds: f64,
     sign_in_seconds: f64,
     rush_seconds: f64,
     hold_requests: u64,
@@ -191,6 +202,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
             showtime.clone(),
             usize::from(args.max_seats),
             args.attempts,
+            args.pay_after,
             args.confirm_within,
             Rng::new(Rng::seed_for(i)),
         ));
@@ -259,6 +271,7 @@ async fn rush_one(
     showtime: String,
     max_seats: usize,
     attempts: u32,
+    pay_after: Duration,
     confirm_within: Duration,
     mut rng: Rng,
 ) -> Outcome {
@@ -306,6 +319,7 @@ async fn rush_one(
             }
         };
         outcome.seats_held = seats.len();
+        tokio::time::sleep(pay_after).await;
         let bought = async {
             let checkout = buyer.check_out(&hold_id).await?;
             buyer.pay(&checkout).await?;
@@ -406,6 +420,7 @@ fn summarise(
         stage,
         users: args.users,
         max_seats: args.max_seats,
+        pay_after_seconds: args.pay_after.as_secs_f64(),
         sign_in_seconds,
         rush_seconds,
         hold_requests: all.len(),
@@ -434,13 +449,15 @@ fn summarise(
 fn print_summary(s: &Summary) {
     println!(
         "loadgen rush: gateway {} | showtime {} (screen of {} seats, {} on sale) | {} users, \
-         1–{} seats each, all starting at once (signed in beforehand in {:.1} s)\n",
+         1–{} seats each, all starting at once, paying {} s after their hold (signed in \
+         beforehand in {:.1} s)\n",
         s.gateway,
         s.stage.showtime,
         s.stage.capacity,
         s.stage.supply,
         thousands(u64::from(s.users)),
         s.max_seats,
+        s.pay_after_seconds,
         s.sign_in_seconds,
     );
     println!(
