@@ -348,6 +348,17 @@ pub fn status(error: CatalogError) -> Status {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Names an answer by its content: a digest of its encoding, so that every
+/// replica, and this one after a restart, gives the same answer the same
+/// version, and a changed answer a different one. Made once per cache fill.
+fn content_version(message: &impl prost::Message) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(message.encode_to_vec());
+    // 128 bits are plenty to tell one film page from another.
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
 #[tonic::async_trait]
 impl pb::catalog_service_server::CatalogService for CatalogService {
     async fn list_films(
@@ -365,24 +376,36 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         )
         .map_err(status)?;
         let key = ReadKey::Films(filter.clone());
-        if let Some(ReadValue::Films(cached)) = self.cache.get(&key) {
-            return Ok(Response::new((*cached).clone()));
-        }
-        let page = store::list_films(&self.pool, &filter)
-            .await
-            .map_err(status)?;
-        let response = pb::ListFilmsResponse {
-            films: page
-                .films
-                .into_iter()
-                .map(|f| self.film_message(f))
-                .collect(),
-            next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
-            total_count: page.total_count,
+        let answer = match self.cache.get(&key) {
+            Some(ReadValue::Films(cached)) => cached,
+            _ => {
+                let page = store::list_films(&self.pool, &filter)
+                    .await
+                    .map_err(status)?;
+                let mut response = pb::ListFilmsResponse {
+                    films: page
+                        .films
+                        .into_iter()
+                        .map(|f| self.film_message(f))
+                        .collect(),
+                    next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+                    total_count: page.total_count,
+                    ..Default::default()
+                };
+                response.version = content_version(&response);
+                let answer = Arc::new(response);
+                self.cache.put(key, ReadValue::Films(answer.clone()));
+                answer
+            }
         };
-        self.cache
-            .put(key, ReadValue::Films(Arc::new(response.clone())));
-        Ok(Response::new(response))
+        if !r.if_none_match.is_empty() && r.if_none_match == answer.version {
+            return Ok(Response::new(pb::ListFilmsResponse {
+                version: answer.version.clone(),
+                not_modified: true,
+                ..Default::default()
+            }));
+        }
+        Ok(Response::new((*answer).clone()))
     }
 
     async fn get_facets(&self, _: Request<pb::GetFacetsRequest>) -> Reply<pb::GetFacetsResponse> {

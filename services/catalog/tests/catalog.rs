@@ -533,6 +533,98 @@ async fn updating_a_film_replaces_its_fields_and_is_seen_at_once() {
 }
 
 #[tokio::test]
+async fn an_unchanged_film_list_comes_back_not_modified_from_any_replica() {
+    let catalog = test_support::spawn_catalog().await;
+    let mut client = client(&catalog.url).await;
+    let created = create_film(&mut client, film("Nosferatu", &["horror"], "de")).await;
+    create_film(&mut client, film("Metropolis", &["sci-fi"], "de")).await;
+
+    let first = list(&mut client, Default::default()).await.unwrap();
+    assert!(!first.not_modified);
+    assert_eq!(first.films.len(), 2);
+    assert!(!first.version.is_empty(), "a film list names its version");
+
+    let revalidate = |version: &str| pb::ListFilmsRequest {
+        if_none_match: version.to_owned(),
+        ..Default::default()
+    };
+    let again = list(&mut client, revalidate(&first.version)).await.unwrap();
+    assert_eq!(
+        again,
+        pb::ListFilmsResponse {
+            version: first.version.clone(),
+            not_modified: true,
+            ..Default::default()
+        },
+        "an unchanged list is a bare not-modified"
+    );
+
+    // A version of some other answer gets the full answer.
+    let stale = list(&mut client, revalidate("some-other-version"))
+        .await
+        .unwrap();
+    assert_eq!((stale.not_modified, stale.films.len()), (false, 2));
+    let horror = list(
+        &mut client,
+        pb::ListFilmsRequest {
+            genre: "horror".into(),
+            if_none_match: first.version.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!horror.not_modified);
+    assert_ne!(horror.version, first.version);
+    assert_eq!(horror.films.len(), 1);
+
+    // Another replica over the same database, with no cache at all, names
+    // the same content the same: a gateway may be answered by either.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = platform::Shutdown::new();
+    tokio::spawn(catalog::serve(
+        listener,
+        catalog.pool().clone(),
+        catalog::Settings {
+            catalog_cache_ttl_ms: 0,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    ));
+    // Bound already: the connection waits in the backlog until it serves.
+    let mut replica = crate::client(&url).await;
+    let there = list(&mut replica, revalidate(&first.version))
+        .await
+        .unwrap();
+    assert!(there.not_modified, "the same films, the same version");
+
+    // A change to any film on the page is a new version, sent in full, on
+    // both replicas.
+    let mut changed = film("Nosferatu", &["horror"], "de");
+    changed.synopsis = "A symphony of horror.".into();
+    client
+        .update_film(pb::UpdateFilmRequest {
+            film_id: created.id,
+            film: Some(changed),
+        })
+        .await
+        .unwrap();
+    for client in [&mut client, &mut replica] {
+        let after = list(client, revalidate(&first.version)).await.unwrap();
+        assert!(!after.not_modified);
+        assert_ne!(after.version, first.version);
+        assert!(
+            after
+                .films
+                .iter()
+                .any(|f| f.synopsis == "A symphony of horror.")
+        );
+    }
+    shutdown.trigger();
+}
+
+#[tokio::test]
 async fn showtimes_may_not_overlap_on_one_screen_but_may_follow_after_changeover() {
     let catalog = test_support::spawn_catalog().await;
     let mut client = client(&catalog.url).await;

@@ -145,7 +145,9 @@ pub async fn not_found() -> ApiError {
     tag = "films",
     params(FilmListQuery),
     responses(
-        (status = 200, description = "One page of films", body = FilmPage),
+        (status = 200, description = "One page of films, with an `ETag`", body = FilmPage),
+        (status = 304, description = "The page is unchanged since the `ETag` sent in \
+                                      `If-None-Match`"),
         (status = 400, description = "Unknown genre or language, search text over 100 \
                                       characters, page_size outside 1–100, or a bad page_token",
          body = ErrorBody),
@@ -154,11 +156,60 @@ pub async fn not_found() -> ApiError {
 )]
 async fn list_movies(
     State(state): State<Arc<AppState>>,
+    request_headers: http::HeaderMap,
     query: Result<Query<FilmListQuery>, QueryRejection>,
-) -> Result<Json<FilmPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(raw) = query.map_err(Error::from)?;
     let filter = FilmFilter::parse(raw)?;
-    Ok(Json(state.catalog.list_films(&filter).await?))
+    let list = state.catalog.list_films(&filter).await?;
+    if list.version.is_empty() {
+        return Ok(Json(&list.page).into_response());
+    }
+    // Weak: the compression layer may send the same JSON in other bytes.
+    // The gateway's own version is part of it, so a new gateway that writes
+    // the JSON differently never answers an old copy with 304.
+    let etag = format!("W/\"{}-{}\"", env!("CARGO_PKG_VERSION"), list.version);
+    let etag = HeaderValue::try_from(etag).map_err(|_| Error::internal())?;
+    // Clients may keep the page, but must ask again before using it.
+    let cache_control = HeaderValue::from_static("no-cache");
+    if request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|sent| etag_matches(sent, &etag))
+    {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        list.json(),
+    )
+        .into_response())
+}
+
+/// Whether an `If-None-Match` value names `etag`, by the weak comparison
+/// that RFC 9110 prescribes for it (`W/` ignored; `*` matches anything).
+fn etag_matches(sent: &HeaderValue, etag: &HeaderValue) -> bool {
+    fn opaque(tag: &str) -> &str {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
+    let (Ok(sent), Ok(ours)) = (sent.to_str(), etag.to_str()) else {
+        return false;
+    };
+    let ours = opaque(ours);
+    sent.split(',')
+        .any(|tag| tag.trim() == "*" || opaque(tag) == ours)
 }
 
 /// One film, by id or slug.
@@ -443,4 +494,22 @@ async fn release_hold(
     let Path(id) = id.map_err(Error::from)?;
     state.seating.release(&id, &user.user_id()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_reads_lists_and_the_wildcard() {
+        let ours = HeaderValue::from_static(r#"W/"0.1.0-abc""#);
+        let matches = |sent: &'static str| etag_matches(&HeaderValue::from_static(sent), &ours);
+        assert!(matches(r#"W/"0.1.0-abc""#));
+        assert!(matches(r#""0.1.0-abc""#));
+        assert!(matches(r#"W/"old", W/"0.1.0-abc""#));
+        assert!(matches("*"));
+        assert!(!matches(r#"W/"0.1.0-abd""#));
+        assert!(!matches(r#"W/"0.0.9-abc""#));
+        assert!(!matches(""));
+    }
 }

@@ -7,6 +7,10 @@
 //! filled in). A catalog that sends something impossible (a showtime without a
 //! start time) is a bug on its side, reported as an internal error and logged.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use platform::grpc::TracedChannel;
 use proto::catalog::v1 as pb;
@@ -25,12 +29,44 @@ use crate::resources::{
 /// Longest film id or slug worth asking the catalog about.
 const MAX_FILM_KEY_CHARS: usize = 128;
 
+/// Film lists held for revalidation, at most this many (free-text searches
+/// make many distinct filters); past it the whole set is dropped.
+const MAX_HELD_FILM_LISTS: usize = 256;
+
 /// A cheap-to-clone handle on the catalog service.
 #[derive(Clone, Debug)]
 pub struct CatalogClient {
     client: CatalogServiceClient<TracedChannel>,
     /// Absolute prefix for links to this gateway (fallback posters).
     public_base_url: String,
+    /// The last film list catalog sent for each filter, offered back to it
+    /// with every request for that filter (see [`Self::list_films`]).
+    held_film_lists: Arc<Mutex<HashMap<FilmFilter, Arc<FilmList>>>>,
+}
+
+/// One page of films as catalog last sent it, named by catalog's version of
+/// it, with its JSON written at most once.
+#[derive(Debug)]
+pub struct FilmList {
+    pub page: FilmPage,
+    /// Catalog's name for this content; empty from a catalog that names none.
+    pub version: String,
+    json: OnceLock<Bytes>,
+}
+
+impl FilmList {
+    /// The page as the API's JSON body.
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                // A FilmPage holds only strings and numbers: serialising it
+                // cannot fail.
+                serde_json::to_vec(&self.page)
+                    .expect("a film page serialises")
+                    .into()
+            })
+            .clone()
+    }
 }
 
 impl CatalogClient {
@@ -38,6 +74,7 @@ impl CatalogClient {
         Self {
             client: CatalogServiceClient::new(channel),
             public_base_url,
+            held_film_lists: Default::default(),
         }
     }
 
@@ -48,16 +85,27 @@ impl CatalogClient {
 
     /// One page of films matching `filter`.
     ///
+    /// Every call asks catalog, so a list is never staler than catalog's own
+    /// answer; but when this client already holds the list for `filter`, it
+    /// sends that list's version, and an unchanged list comes back as a bare
+    /// "not modified". The films then cost neither side any encoding,
+    /// decoding or JSON: the held list, and its JSON, serve again.
+    ///
     /// A genre or language the catalog does not know is the caller's mistake
     /// (400), whether the catalog says so with an error or simply finds
     /// nothing: in the latter case the facets decide.
-    pub async fn list_films(&self, filter: &FilmFilter) -> Result<FilmPage, Error> {
+    pub async fn list_films(&self, filter: &FilmFilter) -> Result<Arc<FilmList>, Error> {
+        let held = self.held_film_list(filter);
         let request = pb::ListFilmsRequest {
             genre: filter.genre.clone().unwrap_or_default(),
             language: filter.language.clone().unwrap_or_default(),
             query: filter.query.clone().unwrap_or_default(),
             page_size: filter.page_size.unwrap_or(0),
             page_token: filter.page_token.clone().unwrap_or_default(),
+            if_none_match: held
+                .as_ref()
+                .map(|list| list.version.clone())
+                .unwrap_or_default(),
         };
         let response = match self.client.clone().list_films(request).await {
             Ok(response) => response.into_inner(),
@@ -71,18 +119,53 @@ impl CatalogClient {
             }
             Err(status) => return Err(status.into()),
         };
-        if response.films.is_empty() && (filter.genre.is_some() || filter.language.is_some()) {
+        let list = match held {
+            Some(held) if response.not_modified && response.version == held.version => held,
+            _ if response.not_modified => return Err(malformed("films")),
+            _ => {
+                let list = Arc::new(FilmList {
+                    page: FilmPage {
+                        films: response
+                            .films
+                            .into_iter()
+                            .map(|film| self.film(film))
+                            .collect(),
+                        next_page_token: non_empty(response.next_page_token),
+                        total_count: response.total_count,
+                    },
+                    version: response.version,
+                    json: OnceLock::new(),
+                });
+                self.hold_film_list(filter, &list);
+                list
+            }
+        };
+        if list.page.films.is_empty() && (filter.genre.is_some() || filter.language.is_some()) {
             self.check_filter_values_exist(filter).await?;
         }
-        Ok(FilmPage {
-            films: response
-                .films
-                .into_iter()
-                .map(|film| self.film(film))
-                .collect(),
-            next_page_token: non_empty(response.next_page_token),
-            total_count: response.total_count,
-        })
+        Ok(list)
+    }
+
+    fn held_film_list(&self, filter: &FilmFilter) -> Option<Arc<FilmList>> {
+        let held = self
+            .held_film_lists
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        held.get(filter).cloned()
+    }
+
+    fn hold_film_list(&self, filter: &FilmFilter, list: &Arc<FilmList>) {
+        if list.version.is_empty() {
+            return;
+        }
+        let mut held = self
+            .held_film_lists
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if held.len() >= MAX_HELD_FILM_LISTS && !held.contains_key(filter) {
+            held.clear();
+        }
+        held.insert(filter.clone(), list.clone());
     }
 
     async fn check_filter_values_exist(&self, filter: &FilmFilter) -> Result<(), Error> {

@@ -43,7 +43,7 @@ pub struct FilmListQuery {
 }
 
 /// A validated film filter. Empty fields mean "any".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FilmFilter {
     pub genre: Option<String>,
     pub language: Option<String>,

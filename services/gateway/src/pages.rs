@@ -65,7 +65,7 @@ async fn home(
         is_later_page: filter.page_token.is_some(),
         page_size: chosen_page_size,
     };
-    let mut home = HomePage::new(&page, &facets, chosen, &state.public_base_url);
+    let mut home = HomePage::new(&page.page, &facets, chosen, &state.public_base_url);
     home.nav = visitor.nav();
     render(&home)
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::harness::{Gateway, has};
+use crate::harness::{Gateway, has, header};
 
 /// A genre (or language) that some but not all films have.
 async fn narrowing_facet(gateway: &Gateway, facets_key: &str, value_key: &str) -> (String, u64) {
@@ -61,6 +61,75 @@ async fn pagination_visits_every_film_exactly_once() {
         .map(|f| f["id"].as_str().expect("id").to_owned())
         .collect();
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), all);
+}
+
+#[tokio::test]
+async fn the_film_list_is_revalidated_with_its_etag_and_follows_every_change() {
+    let gateway = Gateway::with_demo_programme().await;
+    let path = "/api/v1/movies?page_size=100";
+    let first = gateway.get(path).await;
+    assert_eq!(first.status(), 200);
+    let etag = header(&first, "etag");
+    assert!(etag.starts_with("W/\""), "a weak ETag: {etag:?}");
+    assert_eq!(header(&first, "cache-control"), "no-cache");
+    let body: Value = first.json().await.expect("JSON");
+
+    // Asked again, the unchanged list is the same, under the same ETag.
+    let again = gateway.get(path).await;
+    assert_eq!(header(&again, "etag"), etag);
+    assert_eq!(again.json::<Value>().await.expect("JSON"), body);
+
+    let conditional = |etag: String| {
+        let request = gateway.http.get(format!("{}{path}", gateway.url));
+        async move {
+            let response = request
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .expect("GET");
+            let status = response.status().as_u16();
+            let etag = header(&response, "etag");
+            (status, etag, response.text().await.expect("body"))
+        }
+    };
+    assert_eq!(
+        conditional(etag.clone()).await,
+        (304, etag.clone(), String::new())
+    );
+    let genre = gateway.get("/api/v1/movies?genre=drama").await;
+    assert_ne!(header(&genre, "etag"), etag, "another page, another ETag");
+
+    // Staff add a film: the very next list has it, under a new ETag, even
+    // for a client that offers the old one.
+    let staff = gateway.staff_session("sofia").await;
+    let film = [
+        ("title", "Zzyzx Road"),
+        ("slug", ""),
+        ("synopsis", "A film that sorts last."),
+        ("genres", "drama"),
+        ("language", "en"),
+        ("duration_minutes", "90"),
+        ("certificate", "U"),
+        ("poster_url", ""),
+        ("trailer_url", ""),
+    ];
+    let (status, _, page) = gateway.post_form("/admin/films/new", &staff, &film).await;
+    assert_eq!(status, 303, "{page}");
+    let (status, new_etag, after) = conditional(etag.clone()).await;
+    assert_eq!(status, 200, "the old ETag no longer matches");
+    assert_ne!(new_etag, etag);
+    let after: Value = serde_json::from_str(&after).expect("JSON");
+    assert!(
+        after["films"]
+            .as_array()
+            .expect("films")
+            .iter()
+            .any(|f| f["slug"] == "zzyzx-road")
+    );
+    assert_eq!(
+        after["total_count"],
+        body["total_count"].as_u64().unwrap() + 1
+    );
 }
 
 #[tokio::test]
