@@ -6,8 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _, PgPool};
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
 
 /// Pool settings shared by every service.
 #[derive(Clone, Debug)]
@@ -43,24 +44,43 @@ pub fn parse_url(url: &str, variable: &str) -> anyhow::Result<PgConnectOptions> 
 
 /// Opens a pool to a service's database.
 pub async fn connect(url: &str, variable: &str, settings: &PoolSettings) -> anyhow::Result<PgPool> {
+    connect_warmed(url, variable, settings, None).await
+}
+
+/// Work a service does on each new connection before the pool hands it out
+/// (see [`connect_warmed`]).
+pub type WarmUp = for<'c> fn(&'c mut PgConnection) -> BoxFuture<'c, Result<(), sqlx::Error>>;
+
+/// Opens a pool whose every new connection first runs `warm_up`: a service
+/// whose hot statements live in PL/pgSQL functions has each one compiled and
+/// planned there, and sqlx's statement cache filled, before any request
+/// waits on it. A connection whose warm-up fails is dropped, as one that
+/// fails to open is.
+pub async fn connect_warmed(
+    url: &str,
+    variable: &str,
+    settings: &PoolSettings,
+    warm_up: Option<WarmUp>,
+) -> anyhow::Result<PgPool> {
     let options = parse_url(url, variable)?
         .options([(
             "statement_timeout",
             settings.statement_timeout.as_millis().to_string(),
         )])
         .application_name("bookmyseat");
-    PgPoolOptions::new()
+    let mut pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_with(options)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to PostgreSQL at {} ({variable}); is it running? `make up` starts one",
-                redact(url)
-            )
-        })
+        .acquire_timeout(settings.acquire_timeout);
+    if let Some(warm_up) = warm_up {
+        pool = pool.after_connect(move |connection, _| warm_up(connection));
+    }
+    pool.connect_with(options).await.with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL at {} ({variable}); is it running? `make up` starts one",
+            redact(url)
+        )
+    })
 }
 
 /// Creates the database named in `url` when it does not exist yet, by

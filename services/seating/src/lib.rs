@@ -147,21 +147,32 @@ impl Settings {
 }
 
 impl Config {
-    /// The pool seating serves from, its warm connections opening.
+    /// The pool seating serves from, its warm connections opening, each
+    /// with the rush's statements ready ([`store::warm_up`]).
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
         let settings = &self.settings;
-        self.connect(platform::db::PoolSettings {
+        let pool = platform::db::PoolSettings {
             max_connections: settings.seating_db_pool_size,
             min_connections: settings
                 .seating_db_min_connections
                 .min(settings.seating_db_pool_size),
             ..Default::default()
-        })
-        .await
+        };
+        self.connect(pool, Some(store::warm_up)).await
     }
 
-    async fn connect(&self, pool: platform::db::PoolSettings) -> anyhow::Result<PgPool> {
-        platform::db::connect(&self.seating_database_url, "SEATING_DATABASE_URL", &pool).await
+    async fn connect(
+        &self,
+        pool: platform::db::PoolSettings,
+        warm_up: Option<platform::db::WarmUp>,
+    ) -> anyhow::Result<PgPool> {
+        platform::db::connect_warmed(
+            &self.seating_database_url,
+            "SEATING_DATABASE_URL",
+            &pool,
+            warm_up,
+        )
+        .await
     }
 
     /// Creates the database when missing and applies the migrations.
@@ -169,10 +180,13 @@ impl Config {
         platform::db::ensure_database(&self.seating_database_url, "SEATING_DATABASE_URL").await?;
         // Migrating takes one connection; no warm pool for it.
         let pool = self
-            .connect(platform::db::PoolSettings {
-                max_connections: 2,
-                ..Default::default()
-            })
+            .connect(
+                platform::db::PoolSettings {
+                    max_connections: 2,
+                    ..Default::default()
+                },
+                None,
+            )
             .await?;
         migrate(&pool).await?;
         pool.close().await;
