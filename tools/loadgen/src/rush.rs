@@ -349,7 +349,9 @@ async fn choose_stage(args: &RushArgs, gateway: &Target) -> anyhow::Result<Stage
         Ok(Stage {
             showtime: id,
             capacity: seat_count(&map),
-            supply: purchase::available_labels(&map).len(),
+            supply: purchase::available_in_parsed(&map)
+                .map_err(anyhow::Error::msg)?
+                .len(),
         })
     };
     if let Some(id) = args.showtime {
