@@ -16,7 +16,9 @@
 //! exists. `--pay-after 0s` makes the winners pay while the race for the
 //! seats is still on, which the first versions of this scenario did.
 //!
-//! Reported: hold latency (every answer, and granted holds only), seat-map
+//! Reported: hold latency (every answer, and granted holds only), when the
+//! holds were sent and the slowest answers with their moment (the tail
+//! comes in clusters of holds sent together), seat-map
 //! latency (seating serves holds before a crowd of map reads, so the wait
 //! moves to the maps and shows there), holds granted and refused, what
 //! became of the users, seats held and sold, and errors. Then the
@@ -116,11 +118,33 @@ enum Ending {
     Failed,
 }
 
+/// What every user of one rush is told.
+#[derive(Clone, Debug)]
+struct Race {
+    showtime: String,
+    /// Most seats one user asks for.
+    max_seats: usize,
+    /// Hold attempts before a user gives up.
+    attempts: u32,
+    pay_after: Duration,
+    confirm_within: Duration,
+    /// When the users started, for when each hold was sent.
+    started: Instant,
+}
+
+/// One hold answer.
+#[derive(Clone, Copy, Debug)]
+struct HoldAnswer {
+    /// When the request was sent, from the start of the rush.
+    sent_at: Duration,
+    latency: Duration,
+    granted: bool,
+}
+
 /// One user's rush.
 struct Outcome {
     ending: Ending,
-    /// Latency of every hold answer, and whether it was a grant.
-    holds: Vec<(Duration, bool)>,
+    holds: Vec<HoldAnswer>,
     /// Latency of every seat-map answer.
     maps: Vec<Duration>,
     seats_held: usize,
@@ -128,6 +152,18 @@ struct Outcome {
     /// Requests sent again after a 503 or no answer.
     retried: u64,
 }
+
+/// One of the slowest hold answers: when it was sent tells whether the
+/// tail comes from the rush's first moments or from its middle.
+#[derive(Debug, Serialize)]
+struct SlowHold {
+    sent_at_ms: f64,
+    latency_ms: f64,
+    granted: bool,
+}
+
+/// Hold answers listed in the report as the slowest.
+const SLOWEST_LISTED: usize = 5;
 
 /// What the run found, for people and for `--json`.
 #[derive(Debug, Serialize)]
@@ -153,6 +189,12 @@ struct Summary {
     map_p50_ms: f64,
     map_p99_ms: f64,
     map_max_ms: f64,
+    /// When the first and the last hold were sent, from the start of the
+    /// rush: the window in which every hold was decided.
+    holds_sent_from_ms: f64,
+    holds_sent_until_ms: f64,
+    /// The slowest hold answers, slowest first.
+    slowest_holds: Vec<SlowHold>,
     users_by_ending: BTreeMap<Ending, u64>,
     seats_held: u64,
     /// Seats sold during the rush, by seating's records once settled.
@@ -194,18 +236,17 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let showtime = stage.showtime.to_string();
+    let race = Race {
+        showtime: stage.showtime.to_string(),
+        max_seats: usize::from(args.max_seats),
+        attempts: args.attempts,
+        pay_after: args.pay_after,
+        confirm_within: args.confirm_within,
+        started,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for (i, buyer) in buyers.into_iter().enumerate() {
-        tasks.spawn(rush_one(
-            buyer,
-            showtime.clone(),
-            usize::from(args.max_seats),
-            args.attempts,
-            args.pay_after,
-            args.confirm_within,
-            Rng::new(Rng::seed_for(i)),
-        ));
+        tasks.spawn(rush_one(buyer, race.clone(), Rng::new(Rng::seed_for(i))));
     }
     let mut outcomes = Vec::with_capacity(args.users as usize);
     while let Some(outcome) = tasks.join_next().await {
@@ -266,15 +307,15 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
 
 /// One user, from its first look at the seat map to its booking (or to
 /// finding no seat left).
-async fn rush_one(
-    mut buyer: Buyer,
-    showtime: String,
-    max_seats: usize,
-    attempts: u32,
-    pay_after: Duration,
-    confirm_within: Duration,
-    mut rng: Rng,
-) -> Outcome {
+async fn rush_one(mut buyer: Buyer, race: Race, mut rng: Rng) -> Outcome {
+    let Race {
+        showtime,
+        max_seats,
+        attempts,
+        pay_after,
+        confirm_within,
+        started: rush_started,
+    } = race;
     let mut outcome = Outcome {
         ending: Ending::GaveUp,
         holds: Vec::new(),
@@ -302,13 +343,20 @@ async fn rush_one(
         let seats = pick_seats(&available, max_seats, &mut rng);
         let sent = Instant::now();
         let answer = buyer.hold(&showtime, &seats).await;
+        let mut record = |granted| {
+            outcome.holds.push(HoldAnswer {
+                sent_at: sent - rush_started,
+                latency: sent.elapsed(),
+                granted,
+            });
+        };
         let hold_id = match answer {
             Ok(Held::Granted(id)) => {
-                outcome.holds.push((sent.elapsed(), true));
+                record(true);
                 id
             }
             Ok(Held::Refused) => {
-                outcome.holds.push((sent.elapsed(), false));
+                record(false);
                 continue;
             }
             // A hold that timed out may still have been granted; the next
@@ -399,10 +447,10 @@ fn summarise(
     for outcome in outcomes {
         *users_by_ending.entry(outcome.ending).or_default() += 1;
         seats_held += outcome.seats_held as u64;
-        for &(latency, was_granted) in &outcome.holds {
-            let latency = micros(latency);
+        for hold in &outcome.holds {
+            let latency = micros(hold.latency);
             all.saturating_record(latency);
-            if was_granted {
+            if hold.granted {
                 holds_granted += 1;
                 granted.saturating_record(latency);
             } else {
@@ -417,6 +465,23 @@ fn summarise(
         }
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
+    let mut holds: Vec<HoldAnswer> = outcomes
+        .iter()
+        .flat_map(|o| o.holds.iter().copied())
+        .collect();
+    let millis = |d: Duration| d.as_secs_f64() * 1_000.0;
+    let holds_sent_from_ms = holds.iter().map(|h| h.sent_at).min().map_or(0.0, millis);
+    let holds_sent_until_ms = holds.iter().map(|h| h.sent_at).max().map_or(0.0, millis);
+    holds.sort_by_key(|hold| std::cmp::Reverse(hold.latency));
+    let slowest_holds = holds
+        .iter()
+        .take(SLOWEST_LISTED)
+        .map(|h| SlowHold {
+            sent_at_ms: millis(h.sent_at),
+            latency_ms: millis(h.latency),
+            granted: h.granted,
+        })
+        .collect();
     Ok(Summary {
         gateway: gateway.url.clone(),
         stage,
@@ -439,6 +504,9 @@ fn summarise(
         map_p50_ms: ms(&maps, 0.50),
         map_p99_ms: ms(&maps, 0.99),
         map_max_ms: maps.max() as f64 / 1_000.0,
+        holds_sent_from_ms,
+        holds_sent_until_ms,
+        slowest_holds,
         users_by_ending,
         seats_held,
         seats_sold: None,
@@ -482,6 +550,21 @@ fn print_summary(s: &Summary) {
     println!(
         "hold latency, granted only:  p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
         s.granted_p50_ms, s.granted_p95_ms, s.granted_p99_ms
+    );
+    println!(
+        "holds sent from +{:.0} ms to +{:.0} ms of the rush; slowest answers: {}",
+        s.holds_sent_from_ms,
+        s.holds_sent_until_ms,
+        s.slowest_holds
+            .iter()
+            .map(|h| format!(
+                "{:.1} ms ({} at +{:.0} ms)",
+                h.latency_ms,
+                if h.granted { "granted" } else { "refused" },
+                h.sent_at_ms
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "seat maps: {} reads; latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
