@@ -444,9 +444,11 @@ fn summarise(
     let mut users_by_ending = BTreeMap::new();
     let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let (mut holds_granted, mut holds_refused, mut seats_held) = (0, 0, 0);
+    let mut every_hold: Vec<HoldAnswer> = Vec::new();
     for outcome in outcomes {
         *users_by_ending.entry(outcome.ending).or_default() += 1;
         seats_held += outcome.seats_held as u64;
+        every_hold.extend_from_slice(&outcome.holds);
         for hold in &outcome.holds {
             let latency = micros(hold.latency);
             all.saturating_record(latency);
@@ -465,15 +467,19 @@ fn summarise(
         }
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
-    let mut holds: Vec<HoldAnswer> = outcomes
-        .iter()
-        .flat_map(|o| o.holds.iter().copied())
-        .collect();
     let millis = |d: Duration| d.as_secs_f64() * 1_000.0;
-    let holds_sent_from_ms = holds.iter().map(|h| h.sent_at).min().map_or(0.0, millis);
-    let holds_sent_until_ms = holds.iter().map(|h| h.sent_at).max().map_or(0.0, millis);
-    holds.sort_by_key(|hold| std::cmp::Reverse(hold.latency));
-    let slowest_holds = holds
+    let holds_sent_from_ms = every_hold
+        .iter()
+        .map(|h| h.sent_at)
+        .min()
+        .map_or(0.0, millis);
+    let holds_sent_until_ms = every_hold
+        .iter()
+        .map(|h| h.sent_at)
+        .max()
+        .map_or(0.0, millis);
+    every_hold.sort_by_key(|hold| std::cmp::Reverse(hold.latency));
+    let slowest_holds = every_hold
         .iter()
         .take(SLOWEST_LISTED)
         .map(|h| SlowHold {
