@@ -34,6 +34,7 @@ mod events;
 mod holds;
 mod http1;
 mod invariants;
+mod lateness;
 mod programme;
 mod purchase;
 mod report;

@@ -18,7 +18,9 @@
 //!
 //! Reported: hold latency (every answer, and granted holds only), when the
 //! holds were sent and the slowest answers with their moment (the tail
-//! comes in clusters of holds sent together), seat-map
+//! comes in clusters of holds sent together), how late loadgen itself was
+//! to wake its tasks (time in those latencies that no service spent; see
+//! [`crate::lateness`]), seat-map
 //! latency (seating serves holds before a crowd of map reads, so the wait
 //! moves to the maps and shows there), holds granted and refused, what
 //! became of the users, seats held and sold, and errors. Then the
@@ -39,6 +41,7 @@ use uuid::Uuid;
 use crate::closed_loop::parse_duration_within;
 use crate::http1::Http1Connection;
 use crate::invariants::{self, Databases, InvariantArgs};
+use crate::lateness::{Lateness, Probe};
 use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, showtime_ids};
 use crate::purchase::{self, Buyer, Held, Rng, pick_seats};
 use crate::report::{micros, thousands};
@@ -195,6 +198,9 @@ struct Summary {
     holds_sent_until_ms: f64,
     /// The slowest hold answers, slowest first.
     slowest_holds: Vec<SlowHold>,
+    /// How late loadgen itself was to wake its tasks during the rush:
+    /// time in its latencies that no service spent.
+    loadgen_lateness: Lateness,
     users_by_ending: BTreeMap<Ending, u64>,
     seats_held: u64,
     /// Seats sold during the rush, by seating's records once settled.
@@ -244,6 +250,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         confirm_within: args.confirm_within,
         started,
     };
+    let probe = Probe::start(started);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, buyer) in buyers.into_iter().enumerate() {
         tasks.spawn(rush_one(buyer, race.clone(), Rng::new(Rng::seed_for(i))));
@@ -253,6 +260,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         outcomes.push(outcome?);
     }
     let rush_seconds = started.elapsed().as_secs_f64();
+    let loadgen_lateness = probe.stop().await;
 
     let mut summary = summarise(
         &args,
@@ -262,6 +270,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         sign_in_seconds,
         rush_seconds,
     )?;
+    summary.loadgen_lateness = loadgen_lateness;
     print_summary(&summary);
 
     let demand_exceeded = outcomes.iter().any(|o| o.ending == Ending::SoldOut);
@@ -513,6 +522,7 @@ fn summarise(
         holds_sent_from_ms,
         holds_sent_until_ms,
         slowest_holds,
+        loadgen_lateness: Lateness::default(),
         users_by_ending,
         seats_held,
         seats_sold: None,
@@ -571,6 +581,11 @@ fn print_summary(s: &Summary) {
             ))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!(
+        "loadgen's own lateness: woke up to {:.1} ms late (due at +{:.0} ms); {} wake-ups \
+         10 ms or more late",
+        s.loadgen_lateness.max_ms, s.loadgen_lateness.max_at_ms, s.loadgen_lateness.stalls
     );
     println!(
         "seat maps: {} reads; latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
