@@ -3,6 +3,7 @@
 //! request span every such server opens ([`request_span`]).
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -18,12 +19,21 @@ pub async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, server = name, "HTTP server listening");
     axum::serve(
-        listener,
+        listener.tap_io(move |stream| no_delay(stream, name)),
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move { shutdown.fired().await })
     .await
     .with_context(|| format!("HTTP server {name} failed"))
+}
+
+/// Sends each answer as soon as it is written rather than when the client
+/// has acknowledged the previous one (Nagle's algorithm), as the gRPC
+/// servers do (`crate::grpc`).
+fn no_delay(stream: &tokio::net::TcpStream, server: &'static str) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::warn!(%error, server, "could not set TCP_NODELAY on a connection");
+    }
 }
 
 /// Serves the routers `make_router` builds until `shutdown` fires, on
@@ -88,6 +98,7 @@ where
                     continue;
                 }
             };
+            no_delay(&stream, name);
             // Leaves this runtime's reactor; the serving thread registers it
             // with its own.
             let stream = match stream.into_std() {
