@@ -19,10 +19,10 @@ use serde::Serialize;
 /// How often the probe asks to be woken.
 const TICK: Duration = Duration::from_millis(1);
 /// A wake-up at least this late is counted as a stall.
-const STALL: Duration = Duration::from_millis(10);
+pub const STALL: Duration = Duration::from_millis(10);
 
 /// What the probe saw while it ran.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Lateness {
     /// The latest wake-up, beyond the tick asked for.
     pub max_ms: f64,

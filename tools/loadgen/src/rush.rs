@@ -41,7 +41,7 @@ use uuid::Uuid;
 use crate::closed_loop::parse_duration_within;
 use crate::http1::Http1Connection;
 use crate::invariants::{self, Databases, InvariantArgs};
-use crate::lateness::{Lateness, Probe};
+use crate::lateness::{self, Lateness, Probe};
 use crate::programme::{EMPTY_HINT, film_slugs, seat_count, seat_map, showtime_ids};
 use crate::purchase::{self, Buyer, Held, Rng, pick_seats};
 use crate::report::{micros, thousands};
@@ -269,8 +269,8 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         &outcomes,
         sign_in_seconds,
         rush_seconds,
+        loadgen_lateness,
     )?;
-    summary.loadgen_lateness = loadgen_lateness;
     print_summary(&summary);
 
     let demand_exceeded = outcomes.iter().any(|o| o.ending == Ending::SoldOut);
@@ -446,6 +446,7 @@ fn summarise(
     outcomes: &[Outcome],
     sign_in_seconds: f64,
     rush_seconds: f64,
+    loadgen_lateness: Lateness,
 ) -> anyhow::Result<Summary> {
     let mut all = Histogram::<u64>::new_with_bounds(1, HIGHEST_MICROS, 3)?;
     let mut granted = all.clone();
@@ -522,7 +523,7 @@ fn summarise(
         holds_sent_from_ms,
         holds_sent_until_ms,
         slowest_holds,
-        loadgen_lateness: Lateness::default(),
+        loadgen_lateness,
         users_by_ending,
         seats_held,
         seats_sold: None,
@@ -584,8 +585,11 @@ fn print_summary(s: &Summary) {
     );
     println!(
         "loadgen's own lateness: woke up to {:.1} ms late (due at +{:.0} ms); {} wake-ups \
-         10 ms or more late",
-        s.loadgen_lateness.max_ms, s.loadgen_lateness.max_at_ms, s.loadgen_lateness.stalls
+         {} ms or more late",
+        s.loadgen_lateness.max_ms,
+        s.loadgen_lateness.max_at_ms,
+        s.loadgen_lateness.stalls,
+        lateness::STALL.as_millis()
     );
     println!(
         "seat maps: {} reads; latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
