@@ -538,6 +538,15 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
         "{metrics}"
     );
     assert!(metrics.contains("bookmyseat_grpc_requests_total{method=\"/bookmyseat.seating.v1.SeatingService/HoldSeats\""), "{metrics}");
+    // Both holds that reached the database were timed in their two parts.
+    for phase in ["connection", "database"] {
+        assert!(
+            metrics.contains(&format!(
+                "bookmyseat_hold_phase_duration_seconds_count{{phase=\"{phase}\"}} 2\n"
+            )),
+            "{metrics}"
+        );
+    }
     // The seat maps read above waited for their permits, in seating and in
     // the gateway, and stopped counting once they had one.
     for waiting in [

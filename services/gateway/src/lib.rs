@@ -107,6 +107,9 @@ pub const MAX_SESSION_CACHE_SECS: u64 = 300;
 /// in the rush benchmark 2, 4 and 8 gave the same hold latency, each far
 /// below no limit.
 pub const DEFAULT_MAP_READS: u16 = 4;
+/// Connections in the gateway's database pool unless `GATEWAY_DB_POOL_SIZE`
+/// says otherwise.
+pub const DEFAULT_DB_POOL_SIZE: u32 = 16;
 
 /// The gateway role's configuration.
 #[derive(clap::Args, Clone, Debug)]
@@ -135,6 +138,10 @@ pub struct Config {
     /// The gateway's own database: accounts, sessions, reset tokens.
     #[arg(long, env = "GATEWAY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub gateway_database_url: String,
+    /// Connections in the gateway's database pool (sessions, accounts).
+    #[arg(long, env = "GATEWAY_DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub gateway_db_pool_size: u32,
     /// A session unused for this long ends (seconds).
     #[arg(long, env = "SESSION_IDLE_SECS", default_value_t = 12 * 60 * 60)]
     pub session_idle_secs: u64,
@@ -179,6 +186,7 @@ impl Default for Config {
             analytics_url: DEFAULT_ANALYTICS_URL.to_owned(),
             public_base_url: DEFAULT_PUBLIC_BASE_URL.to_owned(),
             gateway_database_url: DEFAULT_DATABASE_URL.to_owned(),
+            gateway_db_pool_size: DEFAULT_DB_POOL_SIZE,
             session_idle_secs: 12 * 60 * 60,
             session_absolute_secs: 7 * 24 * 60 * 60,
             session_cache_secs: DEFAULT_SESSION_CACHE_SECS,
@@ -248,7 +256,10 @@ impl Config {
         platform::db::connect(
             &self.gateway_database_url,
             "GATEWAY_DATABASE_URL",
-            &Default::default(),
+            &platform::db::PoolSettings {
+                max_connections: self.gateway_db_pool_size,
+                ..Default::default()
+            },
         )
         .await
     }

@@ -146,6 +146,13 @@ impl SeatingService {
     }
 }
 
+/// Records how long one part of a hold took
+/// (`bookmyseat_hold_phase_duration_seconds{phase}`).
+fn hold_phase(phase: &'static str, took: std::time::Duration) {
+    metrics::histogram!("bookmyseat_hold_phase_duration_seconds", "phase" => phase)
+        .record(took.as_secs_f64());
+}
+
 fn seat_state(state: SeatState) -> pb::SeatState {
     match state {
         SeatState::Available => pb::SeatState::Available,
@@ -235,8 +242,17 @@ impl pb::seating_service_server::SeatingService for SeatingService {
         // A hold never outlives the start of the film it is for.
         let held_until = (now + self.hold_duration).min(showtime.starts_at);
         let categories = showtime.categories_of(&labels);
-        match store::hold_seats(
-            &self.pool,
+        // Timed in two parts, because a slow hold is slow for one of two
+        // reasons an operator fixes differently: waiting for a pooled
+        // connection (raise SEATING_DB_POOL_SIZE), or in the database, where
+        // a crowd of holds on one showtime queues for its row lock (the
+        // rush benchmark's tail; see docs/benchmarks.md).
+        let asked = std::time::Instant::now();
+        let mut connection = self.pool.acquire().await.map_err(SeatingError::from)?;
+        let connected = std::time::Instant::now();
+        hold_phase("connection", connected - asked);
+        let outcome = store::hold_seats(
+            &mut *connection,
             showtime_id,
             &user_id,
             &labels,
@@ -244,8 +260,10 @@ impl pb::seating_service_server::SeatingService for SeatingService {
             now,
             held_until,
         )
-        .await?
-        {
+        .await;
+        drop(connection);
+        hold_phase("database", connected.elapsed());
+        match outcome? {
             HoldOutcome::Held { hold, changes } => {
                 metrics::counter!("bookmyseat_holds_total", "outcome" => "granted").increment(1);
                 tracing::info!(showtime = %showtime_id, hold = %hold.id, seats = labels.len(), "seats held");

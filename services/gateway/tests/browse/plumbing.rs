@@ -218,3 +218,28 @@ async fn readiness_follows_the_gateways_own_database() {
     assert_eq!(body["database"], false);
     assert_eq!(gateway.text("/healthz", 200).await, "ok");
 }
+
+/// `GATEWAY_DB_POOL_SIZE` bounds the gateway's connections to its database,
+/// as each other service's `*_DB_POOL_SIZE` does.
+#[tokio::test]
+async fn the_database_pool_opens_at_most_gateway_db_pool_size_connections() {
+    let database = test_support::TestDb::create("gateway_pool").await;
+    let config = gateway::Config {
+        gateway_database_url: database.url.clone(),
+        gateway_db_pool_size: 3,
+        ..Default::default()
+    };
+    let pool = config.pool().await.expect("the gateway's pool");
+    assert_eq!(pool.options().get_max_connections(), 3);
+    // A fourth caller waits for one of the three to come back.
+    let held: Vec<_> = futures::future::join_all((0..3).map(|_| pool.acquire()))
+        .await
+        .into_iter()
+        .map(|connection| connection.expect("one of the three connections"))
+        .collect();
+    assert!(
+        pool.try_acquire().is_none(),
+        "a fourth connection was opened"
+    );
+    drop(held);
+}
