@@ -48,9 +48,11 @@
 #                          adds a line per gateway request with its latency
 #                          (logs kept in the printed folder)     (default warn)
 #   BENCH_CATALOG_PORT, BENCH_SEATING_PORT, BENCH_PAYMENTS_PORT,
-#   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT
+#   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT,
+#   BENCH_SEATING_METRICS_PORT
 #                          first port tried for each (defaults 20251, 20252,
-#                          20253, 8283, 20254, 8280; the next free one is used)
+#                          20253, 8283, 20254, 8280, 9474; the next free one
+#                          is used)
 #   BENCH_DATABASE_URL_PREFIX   each service's database is this plus its name
 #                          (default postgres://postgres@$PGHOST:$PGPORT/bookmyseat_benchbk_;
 #                          not the other benchmarks' databases, which keep
@@ -107,6 +109,40 @@ drop_databases() {
     done
 }
 
+# hold_phases: how long seating's holds waited for a pooled connection and
+# spent in the database, from its bookmyseat_hold_phase_duration_seconds
+# histogram: how many holds finished within each bucket, up to the slowest.
+# A hold tail shows here as database time (the showtime's row lock, with
+# many holds at once) or as connection time (a pool too small).
+hold_phases() {
+    local text
+    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$SEATING_METRICS_PORT/metrics") || {
+        echo "seating hold phases: seating's metrics did not answer"
+        return 0
+    }
+    awk '
+        /^bookmyseat_hold_phase_duration_seconds_bucket/ {
+            match($0, /phase="[a-z]+"/); phase = substr($0, RSTART + 7, RLENGTH - 8)
+            match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+            n = ++buckets[phase]; bound[phase, n] = le; count[phase, n] = $NF; any = 1
+        }
+        END {
+            if (!any) { print "seating hold phases: no holds recorded"; exit }
+            split("connection database", order)
+            for (i = 1; i <= 2; i++) {
+                p = order[i]; if (!(p in buckets)) continue
+                all = count[p, buckets[p]]; text = ""; below = 0
+                for (b = 1; b <= buckets[p]; b++) {
+                    if (count[p, b] == 0) continue
+                    text = text (text == "" ? "" : ", ") (bound[p, b] == "+Inf" ? "over " below : "<= " bound[p, b] * 1000) " ms: " count[p, b]
+                    below = bound[p, b] * 1000
+                    if (count[p, b] == all) break
+                }
+                printf "seating hold phase %s, holds done within: %s (of %d)\n", p, text, all
+            }
+        }' <<<"$text"
+}
+
 main() {
     # The simulated provider needs no Stripe key; emails go to a folder.
     unset STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET SMTP_URL
@@ -117,6 +153,7 @@ main() {
     ANALYTICS_PORT=$(next_port "${BENCH_ANALYTICS_PORT:-20254}" "$CATALOG_PORT" "$SEATING_PORT" "$PAYMENTS_PORT")
     PAYMENTS_HTTP_PORT=$(next_port "${BENCH_PAYMENTS_HTTP_PORT:-8283}")
     GATEWAY_PORT=$(next_port "${BENCH_GATEWAY_PORT:-8280}" "$PAYMENTS_HTTP_PORT")
+    SEATING_METRICS_PORT=$(next_port "${BENCH_SEATING_METRICS_PORT:-9474}" "$PAYMENTS_HTTP_PORT" "$GATEWAY_PORT")
     MAIL_DIR="$RUN_DIR/mail"
 
     # No STRIPE_SECRET_KEY: the simulated provider. No SMTP_URL: emails go
@@ -154,7 +191,9 @@ main() {
     log "starting catalog, seating, payments, notifier, analytics and gateway (http://127.0.0.1:$GATEWAY_PORT); EVENTS_PREFIX=$BENCH_EVENTS_PREFIX; logs in $RUN_DIR"
     start catalog "${BENCH_ENV[@]}" "$BIN" catalog
     wait_for catalog tcp_open 127.0.0.1 "$CATALOG_PORT"
-    start seating "${BENCH_ENV[@]}" "$BIN" seating
+    # Seating alone serves its metrics, for the hold phases after the rush
+    # (env: the later METRICS_ADDR wins over bench_env's off).
+    start seating "${BENCH_ENV[@]}" METRICS_ADDR="127.0.0.1:$SEATING_METRICS_PORT" "$BIN" seating
     wait_for seating tcp_open 127.0.0.1 "$SEATING_PORT"
     start payments "${BENCH_ENV[@]}" "$BIN" payments
     wait_for payments tcp_open 127.0.0.1 "$PAYMENTS_PORT"
@@ -192,6 +231,7 @@ main() {
             --max-seats "$BENCH_RUSH_MAX_SEATS" \
             --pay-after "$BENCH_RUSH_PAY_AFTER" \
             "$@" || status=$?
+        hold_phases >&"$info"
         echo >&"$info"
     fi
     if [[ ",$BENCH_SCENARIOS," == *,booking,* ]] && [ "$status" -eq 0 ]; then
