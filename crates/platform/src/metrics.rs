@@ -16,7 +16,8 @@
 //! domain counters next to the code that moves them (holds, bookings,
 //! payments, refunds, emails); `bookmyseat_outbox_backlog{database}` and
 //! `bookmyseat_consumer_pending{consumer}` gauges from the outbox relay and
-//! the consumers; `bookmyseat_seat_map_reads_waiting` from seating.
+//! the consumers; `bookmyseat_seat_map_reads_waiting` and
+//! `bookmyseat_hold_phase_duration_seconds{phase}` from seating.
 //! Durations are histograms with fixed buckets (milliseconds to seconds), so
 //! they can be aggregated across replicas.
 
