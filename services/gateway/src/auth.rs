@@ -28,7 +28,8 @@ use crate::accounts::{
 };
 use crate::error::Error;
 use crate::session_cache::{Ended, SessionCache};
-use crate::store::{self, User};
+use crate::session_lookups::SessionLookups;
+use crate::store::{self, SessionRecord, User};
 use crate::throttle;
 
 /// How long a password reset link works.
@@ -71,6 +72,7 @@ pub struct Accounts {
     relay: RelayWaker,
     sign_up_limit: throttle::Limit,
     sessions: SessionCache,
+    lookups: SessionLookups,
 }
 
 impl Accounts {
@@ -82,6 +84,7 @@ impl Accounts {
         relay: RelayWaker,
     ) -> Self {
         Self {
+            lookups: SessionLookups::new(pool.clone(), lifetimes.idle),
             pool,
             lifetimes,
             public_base_url,
@@ -210,15 +213,30 @@ impl Accounts {
         let csrf_token = Token::generate().as_str().to_owned();
         let now = Utc::now();
         let expires_at = now + self.lifetimes.absolute;
+        let token_hash = token.digest();
+        // A new session's first request (the page a sign-in redirects to, or
+        // a crowd of buyers opening a sale) then finds it here instead of
+        // looking up what this replica has just written. The generation is
+        // taken before the insert, as a lookup takes it: an ending meanwhile
+        // (this account's password changed elsewhere) keeps it out.
+        let generation = self.sessions.generation();
         store::insert_session(
             &self.pool,
-            &token.digest(),
+            &token_hash,
             user.id,
             &csrf_token,
             now,
             expires_at,
         )
         .await?;
+        let record = SessionRecord {
+            user: user.clone(),
+            csrf_token: csrf_token.clone(),
+            last_seen_at: now,
+            expires_at,
+        };
+        self.sessions
+            .put(&token_hash, &record, generation, Instant::now());
         Ok(NewSession {
             token,
             user,
@@ -228,7 +246,8 @@ impl Accounts {
     }
 
     /// The live session a cookie names, if any: from this replica's cache
-    /// when it has it, else from the database. Activity is recorded at
+    /// when it has it, else from the database (with the lookups arriving
+    /// alongside: [`crate::session_lookups`]). Activity is recorded at
     /// most once a minute, so a busy page does not write on every request.
     pub async fn session(&self, token: &Token) -> Result<Option<LiveSession>, Error> {
         let now = Utc::now();
@@ -239,9 +258,7 @@ impl Accounts {
             Some(_) => return Ok(None),
             None => {
                 let generation = self.sessions.generation();
-                let Some(found) =
-                    store::live_session(&self.pool, &token_hash, now, idle_since).await?
-                else {
+                let Some(found) = self.lookups.find(&token_hash).await? else {
                     return Ok(None);
                 };
                 self.sessions

@@ -48,6 +48,7 @@ pub mod seat_selection;
 pub mod seating_client;
 pub mod session;
 pub mod session_cache;
+pub mod session_lookups;
 pub mod store;
 pub mod throttle;
 pub mod views;

@@ -3,9 +3,10 @@
 //!
 //! Every signed-in request looked its session up (`sessions` joined with
 //! `users`): about four of the ~34 statements a booking costs. The cache
-//! keeps what that lookup found for `SESSION_CACHE_SECS` (10 s by default;
-//! 0 turns it off), and whatever ends a session or changes an account
-//! forgets it at once:
+//! keeps what that lookup found, and each session this replica starts
+//! (sign-in, sign-up), for `SESSION_CACHE_SECS` (10 s by default; 0 turns
+//! it off), and whatever ends a session or changes an account forgets it at
+//! once:
 //!
 //! - **on this replica**, before the request that ended it is answered;
 //! - **on every other replica**, through a message on NATS core

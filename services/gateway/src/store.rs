@@ -48,7 +48,7 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// What [`live_session`] asks of a session, for a copy kept in memory
+    /// What [`live_sessions`] asks of a session, for a copy kept in memory
     /// (`crate::session_cache`): not past its absolute end, seen since
     /// `idle_since`.
     pub fn is_live(&self, now: DateTime<Utc>, idle_since: DateTime<Utc>) -> bool {
@@ -212,31 +212,38 @@ pub async fn insert_session(
     Ok(())
 }
 
-/// The live session with this token: not past its absolute end, and seen
-/// since `idle_since`.
-pub async fn live_session(
+/// The live sessions among these tokens' digests, each with its digest: not
+/// past its absolute end, and seen since `idle_since`. One query answers a
+/// whole batch of lookups (see [`crate::session_lookups`]).
+pub async fn live_sessions(
     pool: &PgPool,
-    token_hash: &[u8],
+    token_hashes: &[Vec<u8>],
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
-) -> Result<Option<SessionRecord>, Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, s.csrf_token, s.last_seen_at, s.expires_at \
+) -> Result<Vec<(Vec<u8>, SessionRecord)>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT s.token_hash, {USER_COLUMNS}, s.csrf_token, s.last_seen_at, s.expires_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
+         WHERE s.token_hash = ANY($1) AND s.expires_at > $2 AND s.last_seen_at > $3"
     ))
-    .bind(token_hash)
+    .bind(token_hashes)
     .bind(now)
     .bind(idle_since)
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await
     .map_err(db_error)?;
-    Ok(row.map(|row| SessionRecord {
-        user: User::from_row(&row),
-        csrf_token: row.get("csrf_token"),
-        last_seen_at: row.get("last_seen_at"),
-        expires_at: row.get("expires_at"),
-    }))
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let record = SessionRecord {
+                user: User::from_row(row),
+                csrf_token: row.get("csrf_token"),
+                last_seen_at: row.get("last_seen_at"),
+                expires_at: row.get("expires_at"),
+            };
+            (row.get("token_hash"), record)
+        })
+        .collect())
 }
 
 /// Records activity on a session (keeps it from going idle).
@@ -275,7 +282,7 @@ pub async fn delete_user_sessions(pool: &PgPool, user_id: Uuid) -> Result<u64, E
 }
 
 /// Forgets sessions past their end and idle ones (housekeeping only: expiry
-/// is decided by [`live_session`]'s conditions, not by this running).
+/// is decided by [`live_sessions`]' conditions, not by this running).
 pub async fn delete_dead_sessions(
     pool: &PgPool,
     now: DateTime<Utc>,

@@ -311,9 +311,17 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
     .await;
 }
 
+/// A session idle too long, or past its absolute end, opens nothing. The
+/// rows are aged in SQL, which no gateway hears of, so the database's
+/// verdict is asked of a replica that has to look the sessions up. The
+/// gateway that started them kept them at sign-up: it answers from those
+/// copies, as the session cache documents for a change made behind every
+/// gateway's back, and that shows the copies are kept.
 #[tokio::test]
 async fn expired_sessions_open_nothing() {
-    let gateway = Gateway::with_demo_programme().await;
+    // Long enough that the copies outlive the test on a busy machine.
+    let gateway = Gateway::with_seating_configured(|c| c.session_cache_secs = 300).await;
+    let replica = gateway.replica(gateway::DEFAULT_SESSION_CACHE_SECS).await;
     let idle = gateway.session_of("lea").await;
     let ended = gateway.session_of("max").await;
     // Idle past the limit, and past the absolute end.
@@ -332,8 +340,76 @@ async fn expired_sessions_open_nothing() {
     .execute(&gateway.db.pool)
     .await
     .expect("ending a session");
-    assert_eq!(get_me(&gateway, &idle.cookie).await, 401);
-    assert_eq!(get_me(&gateway, &ended.cookie).await, 401);
+    for session in [&idle, &ended] {
+        assert_eq!(
+            me_status(&gateway.http, &replica, &session.cookie).await,
+            401
+        );
+        assert_eq!(get_me(&gateway, &session.cookie).await, 200);
+    }
+}
+
+/// Session lookups that arrive together share queries, and each still gets
+/// its own answer: a live session its account, an ended or unknown token
+/// none. A database that cannot answer is an error, never "signed out".
+#[tokio::test]
+async fn session_lookups_arriving_together_share_queries_and_keep_their_answers() {
+    use gateway::accounts::Token;
+    use gateway::session_lookups::SessionLookups;
+
+    let gateway = Gateway::with_demo_programme().await;
+    let digest = |session: &crate::harness::Session| {
+        let raw = session.cookie.split_once('=').expect("name=value").1;
+        Token::parse(raw).expect("a session token").digest()
+    };
+    let mut live = Vec::new();
+    for user in ["ann", "ben", "cat"] {
+        let session = gateway.session_of(user).await;
+        live.push((digest(&session), Some(session.user_id.clone())));
+    }
+    let ended = gateway.session_of("dan").await;
+    sqlx::query(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid",
+    )
+    .bind(&ended.user_id)
+    .execute(&gateway.db.pool)
+    .await
+    .expect("ending a session");
+    let mut asked = live;
+    asked.push((digest(&ended), None));
+    asked.push((Token::generate().digest(), None));
+
+    // A pool of its own, closed at the end to stand for a database gone.
+    let pool = sqlx::PgPool::connect(&gateway.db.url)
+        .await
+        .expect("connecting to the gateway's database");
+    let lookups = SessionLookups::new(pool.clone(), chrono::Duration::hours(12));
+    let mut answers = tokio::task::JoinSet::new();
+    const LOOKUPS: usize = 200;
+    for (token_hash, expected) in asked.iter().cycle().take(LOOKUPS) {
+        let (lookups, token_hash, expected) =
+            (lookups.clone(), token_hash.clone(), expected.clone());
+        answers.spawn(async move {
+            let found = lookups.find(&token_hash).await.expect("a lookup");
+            assert_eq!(found.map(|f| f.user.id.to_string()), expected);
+        });
+    }
+    while let Some(answered) = answers.join_next().await {
+        answered.expect("every lookup answered as its token deserves");
+    }
+    // One query each would make 200.
+    assert!(
+        lookups.queries() <= 10,
+        "{} queries for {LOOKUPS} lookups",
+        lookups.queries()
+    );
+
+    pool.close().await;
+    let refused = lookups.find(&asked[0].0).await;
+    assert!(
+        matches!(refused, Err(gateway::error::Error::Internal(_))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -756,11 +832,7 @@ async fn only_staff_reach_admin_routes() {
     let gateway = Gateway::with_seating().await;
     let (showtime, _) = classic_showtime(&gateway).await;
     let customer = gateway.session_of("uma").await;
-    let staff = gateway.session_of("victor").await;
-    gateway::store::promote_to_staff(&gateway.db.pool, "victor@example.com")
-        .await
-        .expect("promoting")
-        .expect("an account");
+    let staff = gateway.staff_session("victor").await;
 
     let routes = gateway::account_api::ADMIN_PATHS
         .iter()

@@ -373,13 +373,25 @@ impl Gateway {
         session
     }
 
-    /// The session of staff member `user` (registered, then promoted).
+    /// A session of staff member `user`: registered, promoted, then signed
+    /// in afresh. A session the gateway started keeps what it knew of its
+    /// account for `SESSION_CACHE_SECS` unless a gateway made the change, as
+    /// after `bookmyseat admin create-staff`, so the promotion shows in a
+    /// new session; it also becomes `session_of(user)`.
     pub async fn staff_session(&self, user: &str) -> Session {
-        let session = self.session_of(user).await;
-        gateway::store::promote_to_staff(&self.db.pool, &format!("{user}@example.com"))
+        let email = format!("{user}@example.com");
+        self.session_of(user).await;
+        gateway::store::promote_to_staff(&self.db.pool, &email)
             .await
             .expect("promoting")
             .expect("an account to promote");
+        let (status, body, session) = self.login(&email, PASSWORD).await;
+        assert_eq!(status, 200, "signing {user} in: {body}");
+        let session = session.expect("a session");
+        self.sessions
+            .lock()
+            .await
+            .insert(user.to_owned(), session.clone());
         session
     }
 
