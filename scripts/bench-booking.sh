@@ -49,7 +49,7 @@
 #                          (logs kept in the printed folder)     (default warn)
 #   BENCH_CATALOG_PORT, BENCH_SEATING_PORT, BENCH_PAYMENTS_PORT,
 #   BENCH_PAYMENTS_HTTP_PORT, BENCH_ANALYTICS_PORT, BENCH_GATEWAY_PORT,
-#   BENCH_SEATING_METRICS_PORT
+#   BENCH_SEATING_METRICS_PORT, BENCH_GATEWAY_METRICS_PORT
 #                          first port tried for each (defaults 20251, 20252,
 #                          20253, 8283, 20254, 8280, 9474; the next free one
 #                          is used)
@@ -143,6 +143,25 @@ hold_phases() {
         }' <<<"$text"
 }
 
+# session_lookups: how many sessions the gateway looked up in its database
+# and in how many queries (lookups arriving together share one; see
+# services/gateway/src/session_lookups.rs). Sessions found in the gateway's
+# cache, such as those it started at sign-in, are in neither figure.
+session_lookups() {
+    local text
+    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$GATEWAY_METRICS_PORT/metrics") || {
+        echo "gateway session lookups: the gateway's metrics did not answer"
+        return 0
+    }
+    awk '
+        /^bookmyseat_gateway_session_lookups_total / { lookups = $NF }
+        /^bookmyseat_gateway_session_lookup_queries_total / { queries = $NF }
+        END {
+            if (queries == 0) { print "gateway session lookups: none reached the database"; exit }
+            printf "gateway session lookups: %d sessions looked up in the database by %d queries (%.1f a query)\n", lookups, queries, lookups / queries
+        }' <<<"$text"
+}
+
 main() {
     # The simulated provider needs no Stripe key; emails go to a folder.
     unset STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET SMTP_URL
@@ -154,6 +173,7 @@ main() {
     PAYMENTS_HTTP_PORT=$(next_port "${BENCH_PAYMENTS_HTTP_PORT:-8283}")
     GATEWAY_PORT=$(next_port "${BENCH_GATEWAY_PORT:-8280}" "$PAYMENTS_HTTP_PORT")
     SEATING_METRICS_PORT=$(next_port "${BENCH_SEATING_METRICS_PORT:-9474}" "$PAYMENTS_HTTP_PORT" "$GATEWAY_PORT")
+    GATEWAY_METRICS_PORT=$(next_port "${BENCH_GATEWAY_METRICS_PORT:-9475}" "$PAYMENTS_HTTP_PORT" "$GATEWAY_PORT" "$SEATING_METRICS_PORT")
     MAIL_DIR="$RUN_DIR/mail"
 
     # No STRIPE_SECRET_KEY: the simulated provider. No SMTP_URL: emails go
@@ -191,8 +211,9 @@ main() {
     log "starting catalog, seating, payments, notifier, analytics and gateway (http://127.0.0.1:$GATEWAY_PORT); EVENTS_PREFIX=$BENCH_EVENTS_PREFIX; logs in $RUN_DIR"
     start catalog "${BENCH_ENV[@]}" "$BIN" catalog
     wait_for catalog tcp_open 127.0.0.1 "$CATALOG_PORT"
-    # Seating alone serves its metrics, for the hold phases after the rush
-    # (env: the later METRICS_ADDR wins over bench_env's off).
+    # Seating and the gateway alone serve their metrics, for the hold phases
+    # and the session lookups after the rush (env: the later METRICS_ADDR
+    # wins over bench_env's off).
     start seating "${BENCH_ENV[@]}" METRICS_ADDR="127.0.0.1:$SEATING_METRICS_PORT" "$BIN" seating
     wait_for seating tcp_open 127.0.0.1 "$SEATING_PORT"
     start payments "${BENCH_ENV[@]}" "$BIN" payments
@@ -201,7 +222,7 @@ main() {
     start notifier "${BENCH_ENV[@]}" "$BIN" notifier
     start analytics "${BENCH_ENV[@]}" "$BIN" analytics
     wait_for analytics tcp_open 127.0.0.1 "$ANALYTICS_PORT"
-    start gateway "${BENCH_ENV[@]}" "$BIN" gateway
+    start gateway "${BENCH_ENV[@]}" METRICS_ADDR="127.0.0.1:$GATEWAY_METRICS_PORT" "$BIN" gateway
     wait_for gateway gateway_healthy
     # The consumers bind their durable subscriptions at start-up.
     sleep 2
@@ -232,6 +253,7 @@ main() {
             --pay-after "$BENCH_RUSH_PAY_AFTER" \
             "$@" || status=$?
         hold_phases >&"$info"
+        session_lookups >&"$info"
         echo >&"$info"
     fi
     if [[ ",$BENCH_SCENARIOS," == *,booking,* ]] && [ "$status" -eq 0 ]; then

@@ -140,6 +140,9 @@ enum Command {
         command: AdminCommand,
         #[command(flatten)]
         gateway: gateway::Config,
+        /// Where the running gateways hear of a changed account.
+        #[command(flatten)]
+        nats: NatsArgs,
     },
 }
 
@@ -389,12 +392,16 @@ async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
             tracing::info!(replicas = stream_replicas, "event streams are declared");
             Ok(())
         }
-        Command::Admin { command, gateway } => match command {
+        Command::Admin {
+            command,
+            gateway,
+            nats,
+        } => match command {
             AdminCommand::CreateStaff {
                 email,
                 display_name,
                 password,
-            } => create_staff(&gateway, &email, &display_name, password).await,
+            } => create_staff(&gateway, &nats, &email, &display_name, password).await,
         },
         Command::Seed { catalog, gateway } => {
             seed_demo_accounts(&gateway)
@@ -416,14 +423,29 @@ async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 }
 
-/// `bookmyseat admin create-staff`.
+/// How long `bookmyseat admin` waits for NATS to take its announcement.
+const ANNOUNCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `bookmyseat admin create-staff`. A promotion is announced on NATS, as a
+/// gateway announces a changed account, so the running gateways forget
+/// what they kept of the account's sessions and its next request is staff.
 async fn create_staff(
     gateway: &gateway::Config,
+    nats: &NatsArgs,
     email: &str,
     display_name: &str,
     password: Option<String>,
 ) -> anyhow::Result<()> {
-    let accounts = gateway.accounts().await?;
+    let client = platform::nats::connect(&nats.nats_url).await?;
+    // Announces endings, keeps nothing.
+    let announcer = gateway::session_cache::SessionCache::new(
+        std::time::Duration::ZERO,
+        Some((
+            client.clone(),
+            gateway::session_cache::SessionCache::subject(&nats.events_prefix),
+        )),
+    );
+    let accounts = gateway.accounts().await?.with_session_cache(announcer);
     let generated = password.is_none();
     let password =
         password.unwrap_or_else(|| gateway::accounts::Token::generate().as_str().to_owned());
@@ -434,6 +456,15 @@ async fn create_staff(
     {
         gateway::auth::StaffOutcome::Promoted(user) => {
             println!("{} is staff now (password unchanged).", user.email);
+            let sent = tokio::time::timeout(ANNOUNCE_TIMEOUT, client.flush()).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                eprintln!(
+                    "NATS at {} did not take the announcement: sessions already signed in \
+                     show the promotion within SESSION_CACHE_SECS (10 s by default), a new \
+                     sign-in at once.",
+                    nats.nats_url
+                );
+            }
         }
         gateway::auth::StaffOutcome::Created(user) if generated => {
             println!(

@@ -449,10 +449,14 @@ async fn browse_the_seeded_programme_across_separate_processes() {
 /// process: the seeded demo customer holds seats through the gateway, a new
 /// customer sees them taken and cannot hold them, and releasing frees them
 /// again. `bookmyseat admin create-staff` makes a staff account that reaches
-/// the staff API, which the demo customer cannot.
+/// the staff API, which the demo customer cannot, and promotes a signed-in
+/// account in the session it has.
 #[tokio::test]
 async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
-    let env = Environment::new().await;
+    let mut env = Environment::new().await;
+    // Sessions stay in the gateway's cache far longer than this test runs,
+    // so a promotion reaches a signed-in account only by being announced.
+    env.set("SESSION_CACHE_SECS", "300");
     env.migrate_and_seed().await;
     let all = env.start("all");
     let http = reqwest::Client::new();
@@ -573,12 +577,29 @@ async fn seats_held_by_one_visitor_are_taken_for_another_across_the_system() {
     let boss = env.sign_in(&http, "boss@example.com", password).await;
     let me = boss.on(http.get(&whoami)).send().await.expect("answers");
     assert_eq!(me.status(), 200);
-    // Promoting an existing account keeps its password.
+    // Promoting an existing account keeps its password, and reaches the
+    // session it is signed in with: the command announces it on NATS, and
+    // the gateway forgets its copy (kept since sign-up) on hearing it.
+    let refused = bob.on(http.get(&whoami)).send().await.expect("answers");
+    assert_eq!(refused.status(), 403);
     run_to_completion(
         &["admin", "create-staff", "--email", "bob@example.com"],
         &env.vars(),
     )
     .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let me = bob.on(http.get(&whoami)).send().await.expect("answers");
+        if me.status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob's session is still refused the staff API ({})",
+            me.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let bob = env
         .sign_in(&http, "bob@example.com", "e2e password 1")
         .await;

@@ -17,7 +17,9 @@
 //! payments, refunds, emails); `bookmyseat_outbox_backlog{database}` and
 //! `bookmyseat_consumer_pending{consumer}` gauges from the outbox relay and
 //! the consumers; `bookmyseat_seat_map_reads_waiting` and
-//! `bookmyseat_hold_phase_duration_seconds{phase}` from seating.
+//! `bookmyseat_hold_phase_duration_seconds{phase}` from seating;
+//! `bookmyseat_gateway_session_lookups_total` and
+//! `bookmyseat_gateway_session_lookup_queries_total` from the gateway.
 //! Durations are histograms with fixed buckets (milliseconds to seconds), so
 //! they can be aggregated across replicas.
 

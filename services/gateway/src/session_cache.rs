@@ -13,9 +13,9 @@
 //!   (`gateway.sessions.ended`) that each replica subscribes to. NATS core
 //!   may lose a message (a replica reconnecting at that moment); the entry
 //!   then lives out its few seconds. That bound is what `SESSION_CACHE_SECS`
-//!   sets, and why it is short. A change made outside any gateway (the
-//!   `bookmyseat admin` command promoting an account) also takes at most
-//!   that long to show.
+//!   sets, and why it is short. `bookmyseat admin create-staff` announces
+//!   its promotions the same way; a change made in SQL by hand takes at
+//!   most that long to show.
 //!
 //! A lookup racing an ending could store what the ending had just removed
 //! (read before the delete committed, stored after the eviction). Each
