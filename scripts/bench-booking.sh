@@ -109,6 +109,15 @@ drop_databases() {
     done
 }
 
+# metrics_of ROLE PORT: the /metrics text ROLE serves on PORT; fails, after
+# saying so on stdout, when it does not answer.
+metrics_of() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$2/metrics" || {
+        echo "$1's metrics did not answer (port $2)"
+        return 1
+    }
+}
+
 # hold_phases: how long seating's holds waited for a pooled connection and
 # spent in the database, from its bookmyseat_hold_phase_duration_seconds
 # histogram: how many holds finished within each bucket, up to the slowest.
@@ -116,10 +125,7 @@ drop_databases() {
 # many holds at once) or as connection time (a pool too small).
 hold_phases() {
     local text
-    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$SEATING_METRICS_PORT/metrics") || {
-        echo "seating hold phases: seating's metrics did not answer"
-        return 0
-    }
+    text=$(metrics_of seating "$SEATING_METRICS_PORT") || { echo "seating hold phases: $text"; return 0; }
     awk '
         /^bookmyseat_hold_phase_duration_seconds_bucket/ {
             match($0, /phase="[a-z]+"/); phase = substr($0, RSTART + 7, RLENGTH - 8)
@@ -149,10 +155,7 @@ hold_phases() {
 # cache, such as those it started at sign-in, are in neither figure.
 session_lookups() {
     local text
-    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$GATEWAY_METRICS_PORT/metrics") || {
-        echo "gateway session lookups: the gateway's metrics did not answer"
-        return 0
-    }
+    text=$(metrics_of gateway "$GATEWAY_METRICS_PORT") || { echo "gateway session lookups: $text"; return 0; }
     awk '
         /^bookmyseat_gateway_session_lookups_total / { lookups = $NF }
         /^bookmyseat_gateway_session_lookup_queries_total / { queries = $NF }

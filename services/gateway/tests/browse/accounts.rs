@@ -311,6 +311,18 @@ async fn sign_outs_and_password_changes_reach_every_gateway_replica_at_once() {
     .await;
 }
 
+/// Puts every session of `user_id` past its absolute end, in SQL (no
+/// gateway hears of it).
+async fn end_sessions_in_sql(gateway: &Gateway, user_id: &str) {
+    sqlx::query(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid",
+    )
+    .bind(user_id)
+    .execute(&gateway.db.pool)
+    .await
+    .expect("ending a session");
+}
+
 /// A session idle too long, or past its absolute end, opens nothing. The
 /// rows are aged in SQL, which no gateway hears of, so the database's
 /// verdict is asked of a replica that has to look the sessions up. The
@@ -333,13 +345,7 @@ async fn expired_sessions_open_nothing() {
     .execute(&gateway.db.pool)
     .await
     .expect("ageing a session");
-    sqlx::query(
-        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid",
-    )
-    .bind(&ended.user_id)
-    .execute(&gateway.db.pool)
-    .await
-    .expect("ending a session");
+    end_sessions_in_sql(&gateway, &ended.user_id).await;
     for session in [&idle, &ended] {
         assert_eq!(
             me_status(&gateway.http, &replica, &session.cookie).await,
@@ -368,13 +374,7 @@ async fn session_lookups_arriving_together_share_queries_and_keep_their_answers(
         live.push((digest(&session), Some(session.user_id.clone())));
     }
     let ended = gateway.session_of("dan").await;
-    sqlx::query(
-        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid",
-    )
-    .bind(&ended.user_id)
-    .execute(&gateway.db.pool)
-    .await
-    .expect("ending a session");
+    end_sessions_in_sql(&gateway, &ended.user_id).await;
     let mut asked = live;
     asked.push((digest(&ended), None));
     asked.push((Token::generate().digest(), None));
